@@ -1,0 +1,63 @@
+package main
+
+import (
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hashbang/stack/internal/ui"
+	"github.com/hashbang/stack/internal/workspace"
+)
+
+// globals are the flags every command shares.
+type globals struct {
+	repo   string
+	cache  string
+	output string
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "stack",
+		Short: "Build, serve and deploy a hash-locked, self-hosted Kubernetes stack",
+		Long: `stack takes an infrastructure repository from zero to running services.
+
+Every upstream source is pinned in config/sources.yaml and verified before use;
+every tool and image is built here, deterministically, FROM scratch; git,
+registry and CI are served by stack itself; production changes must be signed
+by whitelisted admins' hardware keys.
+
+Commands find the repository by looking for config/sources.yaml in the current
+directory and its parents (or take --repo). Downloads and builds live in the
+cache: .cache/ in the repository unless --cache or $STACK_CACHE say otherwise.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVarP(&g.repo, "repo", "C", ".", "the stack repository (or a directory inside it)")
+	root.PersistentFlags().StringVar(&g.cache, "cache", "", "cache directory (default $STACK_CACHE, else REPO/.cache)")
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "result format: text or json")
+	root.AddCommand(
+		newSourcesCmd(g),
+		newCacheCmd(g),
+	)
+	return root
+}
+
+// workspace finds the repository the command works on.
+func (g *globals) workspace() (*workspace.Workspace, error) {
+	return workspace.Find(g.repo, g.cache)
+}
+
+// format returns the --output format.
+func (g *globals) format() (ui.Format, error) {
+	return ui.ParseFormat(g.output)
+}
+
+// progress returns where a command shows its progress.
+func progress(cmd *cobra.Command) *ui.Progress {
+	return ui.NewProgress(cmd.ErrOrStderr())
+}
+
+// stdout is where a command prints its results.
+func stdout(cmd *cobra.Command) io.Writer { return cmd.OutOrStdout() }

@@ -1,0 +1,151 @@
+// Package ui owns how stack talks to the person or script running it: tables
+// and JSON for results, and progress that is a live line on a terminal and
+// plain lines everywhere else. Results go to stdout, progress to stderr.
+package ui
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+)
+
+// Format is how results are printed.
+type Format string
+
+// The output formats every command that prints results understands.
+const (
+	Text Format = "text"
+	JSON Format = "json"
+)
+
+// ParseFormat checks a --output value.
+func ParseFormat(s string) (Format, error) {
+	switch Format(s) {
+	case Text, JSON:
+		return Format(s), nil
+	}
+	return "", fmt.Errorf("unknown output format %q: use text or json", s)
+}
+
+// WriteJSON writes v as indented JSON followed by a newline.
+func WriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// Table writes rows as aligned columns under a header.
+func Table(w io.Writer, header []string, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// IsTerminal reports whether w is a terminal.
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// Progress reports the steps of long work. On a terminal the current step is
+// one line rewritten in place; elsewhere each step start and end is a line.
+// A nil *Progress discards everything.
+type Progress struct {
+	mu   sync.Mutex
+	w    io.Writer
+	live bool
+	last time.Time
+}
+
+// NewProgress returns a Progress writing to w.
+func NewProgress(w io.Writer) *Progress {
+	return &Progress{w: w, live: IsTerminal(w)}
+}
+
+// Step is one unit of work shown by a Progress.
+type Step struct {
+	p     *Progress
+	name  string
+	start time.Time
+}
+
+// Start begins a step and shows its name.
+func (p *Progress) Start(format string, args ...any) *Step {
+	s := &Step{p: p, name: fmt.Sprintf(format, args...), start: time.Now()}
+	if p == nil {
+		return s
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.live {
+		fmt.Fprintf(p.w, "\r\033[K… %s", s.name)
+	} else {
+		fmt.Fprintf(p.w, "%s ...\n", s.name)
+	}
+	return s
+}
+
+// Bytes shows how far a transfer of total bytes (0 if unknown) has come. On
+// a terminal it is redrawn at most ten times a second; elsewhere it is silent.
+func (s *Step) Bytes(done, total int64) {
+	p := s.p
+	if p == nil || !p.live {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Since(p.last) < 100*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	if total > 0 {
+		fmt.Fprintf(p.w, "\r\033[K… %s %s/%s (%d%%)", s.name, Size(done), Size(total), done*100/total)
+	} else {
+		fmt.Fprintf(p.w, "\r\033[K… %s %s", s.name, Size(done))
+	}
+}
+
+// Done ends the step; a non-nil err marks it failed. It returns err.
+func (s *Step) Done(err error) error {
+	p := s.p
+	if p == nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := time.Since(s.start).Round(10 * time.Millisecond)
+	mark, word := "✓", "done"
+	if err != nil {
+		mark, word = "✗", "failed"
+	}
+	if p.live {
+		fmt.Fprintf(p.w, "\r\033[K%s %s (%s)\n", mark, s.name, d)
+	} else {
+		fmt.Fprintf(p.w, "%s %s (%s)\n", s.name, word, d)
+	}
+	return err
+}
+
+// Size formats a byte count for people: 512 B, 1.5 KiB, 3.2 MiB.
+func Size(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

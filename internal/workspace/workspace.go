@@ -1,0 +1,81 @@
+// Package workspace locates the stack repository that a command works on and
+// names the places inside it: the managed stack (config/, images/, pods/,
+// infra/), the in-repo cache of known-working artifacts (cache/, tracked by
+// git-lfs) and the local, ignored cache (.cache/ unless moved).
+package workspace
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// SourcesFile is the path of the sources file, relative to the repository root.
+const SourcesFile = "config/sources.yaml"
+
+// Workspace is one stack repository and the cache used with it.
+type Workspace struct {
+	// Root is the absolute path of the repository: the directory holding
+	// config/sources.yaml.
+	Root string
+	// Cache is the absolute path of the local cache directory.
+	Cache string
+}
+
+// Find returns the workspace whose root is dir or its nearest ancestor that
+// holds config/sources.yaml. cache overrides the cache directory; when empty,
+// $STACK_CACHE is used, and failing that Root/.cache.
+func Find(dir, cache string) (*Workspace, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	root := abs
+	for {
+		if _, err := os.Stat(filepath.Join(root, SourcesFile)); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		parent := filepath.Dir(root)
+		if parent == root {
+			return nil, fmt.Errorf("no %s in %s or any parent directory: run stack inside a stack repository or pass --repo DIR", SourcesFile, abs)
+		}
+		root = parent
+	}
+	return New(root, cache)
+}
+
+// New returns the workspace rooted at root without searching.
+func New(root, cache string) (*Workspace, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	if cache == "" {
+		cache = os.Getenv("STACK_CACHE")
+	}
+	if cache == "" {
+		cache = filepath.Join(root, ".cache")
+	}
+	cache, err = filepath.Abs(cache)
+	if err != nil {
+		return nil, err
+	}
+	return &Workspace{Root: root, Cache: cache}, nil
+}
+
+// Path joins elem to the repository root.
+func (w *Workspace) Path(elem ...string) string {
+	return filepath.Join(append([]string{w.Root}, elem...)...)
+}
+
+// Sources is the path of config/sources.yaml.
+func (w *Workspace) Sources() string { return w.Path(SourcesFile) }
+
+// Locks is the directory holding the per-source dependency locks.
+func (w *Workspace) Locks() string { return w.Path("config", "locks") }
+
+// RepoCache is the in-repo cache of known-working artifacts, tracked by git-lfs.
+func (w *Workspace) RepoCache() string { return w.Path("cache") }
