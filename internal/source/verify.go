@@ -1,0 +1,232 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/mod/module"
+	"golang.org/x/mod/sumdb/dirhash"
+
+	"github.com/hashbang/stack/internal/cache"
+	"github.com/hashbang/stack/internal/workspace"
+)
+
+// Problem is one thing verify found wrong.
+type Problem struct {
+	Source string `json:"source"`
+	// Item is what is wrong within the source: a module version, a file.
+	Item string `json:"item,omitempty"`
+	Msg  string `json:"problem"`
+}
+
+func (p Problem) String() string {
+	if p.Item == "" {
+		return fmt.Sprintf("%s: %s", p.Source, p.Msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", p.Source, p.Item, p.Msg)
+}
+
+// Status is what verify found for one source.
+type Status struct {
+	Name string `json:"name"`
+	// Cached is true when every artifact of the source is in the cache.
+	Cached bool `json:"cached"`
+	// Artifacts counts the cached artifacts checked.
+	Artifacts int       `json:"artifacts"`
+	Problems  []Problem `json:"problems,omitempty"`
+}
+
+// Verify checks, offline, each source's lock against sources.yaml and every
+// cached artifact of it (in the local cache and the in-repo cache) against
+// its pinned hash. Artifacts not in the cache are not problems.
+func Verify(ctx context.Context, ws *workspace.Workspace, srcs []*Source) []Status {
+	out := make([]Status, len(srcs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 2)
+	for i, s := range srcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			out[i] = verifyOne(ctx, ws, s)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func verifyOne(ctx context.Context, ws *workspace.Workspace, s *Source) Status {
+	st := Status{Name: s.Name}
+	bad := func(item string, err error) {
+		st.Problems = append(st.Problems, Problem{Source: s.Name, Item: item, Msg: err.Error()})
+	}
+	switch s.Kind {
+	case Deb, Archive:
+		d := digest.Digest(s.Hash)
+		for _, store := range []*cache.Store{{Dir: ws.Cache}, {Dir: ws.RepoCache()}} {
+			err := store.Verify(d)
+			if cache.IsNotExist(err) {
+				continue
+			}
+			st.Artifacts++
+			if err != nil {
+				bad(store.Path(d), describeMismatch("cached file", err))
+			}
+		}
+		st.Cached = (&cache.Store{Dir: ws.Cache}).Has(d)
+	case GoMod:
+		lock, err := ReadLock(ws.Locks(), s.Name)
+		if err == nil {
+			err = lock.Check(s)
+		}
+		if err != nil {
+			bad("", err)
+			return st
+		}
+		lines, err := ParseSum(s.Name+".sum", lock.Sum)
+		if err != nil {
+			bad("", err)
+			return st
+		}
+		st.Cached = true
+		// The module cache holds downloads and extracted trees; the in-repo
+		// cache holds downloads only, laid out as a GOPROXY.
+		stores := []struct{ downloads, extracted string }{
+			{filepath.Join(ModCache(ws), "cache", "download"), ModCache(ws)},
+			{repoGoProxy(ws), ""},
+		}
+		for i, mc := range stores {
+			for _, l := range lines {
+				if ctx.Err() != nil {
+					bad("", ctx.Err())
+					return st
+				}
+				n, cached, err := verifyModule(mc.downloads, mc.extracted, l)
+				st.Artifacts += n
+				if i == 0 && !l.GoMod && !cached {
+					st.Cached = false
+				}
+				if err != nil {
+					bad(l.Path+"@"+l.Version, err)
+				}
+			}
+		}
+	}
+	return st
+}
+
+// verifyModule checks what a GOPROXY-layout directory of downloads, and the
+// directory of extracted trees if not empty, hold of one go.sum line: the
+// go.mod file, or the zip and the extracted tree. It returns how many
+// artifacts it checked and whether the zip is there.
+func verifyModule(downloads, extracted string, l SumLine) (int, bool, error) {
+	m := l.Mod()
+	if l.GoMod {
+		p := downloadPath(downloads, m, ".mod")
+		if !fileExists(p) {
+			return 0, false, nil
+		}
+		h, err := dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) { return os.Open(p) })
+		if err != nil {
+			return 1, true, err
+		}
+		if h != l.Hash {
+			return 1, true, fmt.Errorf("cached go.mod does not match the lock: expected %s, got %s; delete %s and fetch again", l.Hash, h, p)
+		}
+		return 1, true, nil
+	}
+	n := 0
+	var errs []error
+	zip := downloadPath(downloads, m, ".zip")
+	cached := fileExists(zip)
+	if cached {
+		n++
+		h, err := dirhash.HashZip(zip, dirhash.Hash1)
+		switch {
+		case err != nil:
+			err = fmt.Errorf("cached zip is damaged (%v); delete %s and fetch again", err, zip)
+		case h != l.Hash:
+			err = fmt.Errorf("cached zip does not match the lock: expected %s, got %s; delete %s and fetch again", l.Hash, h, zip)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if dir := extractedPath(extracted, m); extracted != "" {
+		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+			n++
+			h, err := dirhash.HashDir(dir, m.Path+"@"+m.Version, dirhash.Hash1)
+			switch {
+			case err != nil:
+				err = fmt.Errorf("extracted tree is unreadable (%v); delete %s and fetch again", err, dir)
+			case h != l.Hash:
+				err = fmt.Errorf("extracted tree does not match the lock: expected %s, got %s; delete %s and fetch again", l.Hash, h, dir)
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return n, cached, errors.Join(errs...)
+}
+
+// downloadPath is where a GOPROXY-layout directory (a module cache's
+// cache/download, or the in-repo cache) keeps the file of m ending in ext.
+func downloadPath(root string, m module.Version, ext string) string {
+	p, err := module.EscapePath(m.Path)
+	if err != nil {
+		return ""
+	}
+	v, err := module.EscapeVersion(m.Version)
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(root, p, "@v", v+ext)
+}
+
+// extractedPath is where a module cache keeps the extracted tree of m.
+func extractedPath(modCache string, m module.Version) string {
+	p, err := module.EscapePath(m.Path)
+	if err != nil {
+		return ""
+	}
+	v, err := module.EscapeVersion(m.Version)
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(modCache, p+"@"+v)
+}
+
+// zipPath is where the module cache keeps the zip of m.
+func zipPath(modCache string, m module.Version) string {
+	return downloadPath(filepath.Join(modCache, "cache", "download"), m, ".zip")
+}
+
+// IsCached reports, without hashing anything, whether every artifact of s
+// is in the local cache. Verify says whether they are intact.
+func IsCached(ws *workspace.Workspace, s *Source) bool {
+	if s.Kind != GoMod {
+		return (&cache.Store{Dir: ws.Cache}).Has(digest.Digest(s.Hash))
+	}
+	lock, err := ReadLock(ws.Locks(), s.Name)
+	if err != nil {
+		return false
+	}
+	lines, err := ParseSum(s.Name+".sum", lock.Sum)
+	if err != nil {
+		return false
+	}
+	for _, l := range lines {
+		if !l.GoMod && !fileExists(zipPath(ModCache(ws), l.Mod())) {
+			return false
+		}
+	}
+	return true
+}
