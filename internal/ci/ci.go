@@ -11,7 +11,8 @@
 //	<data>/ci/lock              flock held while jobs are queued or claimed
 //	<data>/ci/runner.lock       flock held by the one live runner
 //	<data>/ci/seq               the last job number handed out
-//	<data>/ci/queue/<id>        an empty marker per queued job (the runner's cheap poll)
+//	<data>/ci/queue/<id>        an empty marker per queued job (the runner watches this
+//	                            directory with inotify and reads it every 200ms)
 //	<data>/ci/jobs/<id>/job.json the job: what, why, state, times, exit code
 //	<data>/ci/jobs/<id>/log     the job's combined output, appended live
 //	<data>/ci/work/<id>/        the job's checkout and TMPDIR while it runs

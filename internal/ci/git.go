@@ -132,8 +132,10 @@ func ResolveRef(ctx context.Context, repo, rev string) (ref, commit string, err 
 	if strings.HasPrefix(rev, "-") {
 		return "", "", fmt.Errorf("%q is not a ref name", rev)
 	}
-	ref, err = git(ctx, repo, "rev-parse", "--symbolic-full-name", "--end-of-options", rev)
-	if err != nil || !strings.HasPrefix(ref, "refs/") || strings.Contains(ref, "\n") {
+	// rev cannot start with "-" (checked above), so it is no option.
+	out, err := git(ctx, repo, "rev-parse", "--symbolic-full-name", rev, "--")
+	ref, _, _ = strings.Cut(out, "\n")
+	if err != nil || !strings.HasPrefix(ref, "refs/") {
 		return "", "", fmt.Errorf("%q is not a branch or tag of %s: give one from `git ls-remote`", rev, repo)
 	}
 	commit, err = commitOf(ctx, repo, ref)

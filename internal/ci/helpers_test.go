@@ -33,12 +33,12 @@ func TestMain(m *testing.M) {
 
 // gitRepo is a bare repository and a work tree that pushes to it.
 type gitRepo struct {
-	t    *testing.T
+	t    testing.TB
 	bare string
 	work string
 }
 
-func newGitRepo(t *testing.T) *gitRepo {
+func newGitRepo(t testing.TB) *gitRepo {
 	t.Helper()
 	dir := t.TempDir()
 	g := &gitRepo{t: t, bare: filepath.Join(dir, "repo.git"), work: filepath.Join(dir, "work")}
@@ -111,7 +111,7 @@ func pipelines(names ...string) string {
 }
 
 // startRunner runs r in the background until the test ends.
-func startRunner(t *testing.T, r *Runner) (stop func()) {
+func startRunner(t testing.TB, r *Runner) (stop func()) {
 	t.Helper()
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -1,6 +1,8 @@
 package ci
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -201,4 +203,24 @@ func FuzzParse(f *testing.F) {
 			p.Next(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 		}
 	})
+}
+
+// TestOwnPipelines checks this repository's own pipelines file.
+func TestOwnPipelines(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", PipelinesFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(PipelinesFile, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Pipeline("test")
+	if p == nil || !p.MatchesPush("refs/heads/main") || !p.MatchesPush("refs/heads/some/branch") || p.MatchesPush("refs/tags/v1") {
+		t.Fatalf("test pipeline %+v: want it on pushes to every branch", p)
+	}
+	st, err := os.Stat(filepath.Join("..", "..", filepath.FromSlash(p.Run)))
+	if err != nil || st.Mode()&0o111 == 0 {
+		t.Errorf("%s is not an executable: %v", p.Run, err)
+	}
 }

@@ -50,7 +50,8 @@ type Runner struct {
 	PATH string
 	// Env is added to every job's environment ("NAME=value").
 	Env []string
-	// Poll is how often the queue is looked at; 0 means 200ms.
+	// Poll is how often the queue is looked at besides when inotify says
+	// a job was queued; 0 means 200ms.
 	Poll time.Duration
 	// TimerTick is how often timers are checked; 0 means 1s.
 	TimerTick time.Duration
@@ -92,6 +93,14 @@ type running struct {
 	wake chan struct{}
 }
 
+// poke makes the runner look at the queue now.
+func (rs *running) poke() {
+	select {
+	case rs.wake <- struct{}{}:
+	default:
+	}
+}
+
 // Run works until ctx ends, then stops the running jobs and returns. It
 // fails at once if another runner holds the data directory.
 func (r *Runner) Run(ctx context.Context) error {
@@ -118,6 +127,11 @@ func (r *Runner) Run(ctx context.Context) error {
 			defer wg.Done()
 			r.timerLoop(ctx, s)
 		}()
+	}
+	if stop, err := watchDir(s.path("queue"), rs.poke); err != nil {
+		r.Logger.Warn("ci: cannot watch the queue, polling only", "every", r.Poll, "err", err)
+	} else {
+		defer stop()
 	}
 	tick := time.NewTicker(r.Poll)
 	defer tick.Stop()
@@ -254,10 +268,7 @@ func (r *Runner) dispatch(ctx context.Context, s *store, rs *running, wg *sync.W
 			rs.mu.Lock()
 			delete(rs.busy, key)
 			rs.mu.Unlock()
-			select {
-			case rs.wake <- struct{}{}:
-			default:
-			}
+			rs.poke()
 		}()
 	}
 }

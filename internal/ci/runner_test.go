@@ -442,3 +442,20 @@ func TestLogsFollow(t *testing.T) {
 		t.Errorf("Logs without follow: %v\n%s", err, once.String())
 	}
 }
+
+// TestRunnerWakesOnEnqueue: with a poll too slow to matter, a job still
+// starts because the runner watches the queue.
+func TestRunnerWakesOnEnqueue(t *testing.T) {
+	g := newGitRepo(t)
+	data := t.TempDir()
+	c := g.commit("main", map[string]string{
+		"ci/pipelines.yaml": pipelines("test"),
+		"ci/test":           "#!/bin/sh\necho ok\n",
+	})
+	startRunner(t, &Runner{DataDir: data, Poll: time.Hour})
+	time.Sleep(100 * time.Millisecond) // let the runner pass its first look at the queue
+	jobs := g.push(data, "refs/heads/main", c)
+	if j := waitJob(t, data, jobs[0].ID, 30*time.Second, final); j.State != Succeeded {
+		t.Fatalf("job %s", j.State)
+	}
+}
