@@ -40,6 +40,8 @@ cache: .cache/ in the repository unless --cache or $STACK_CACHE say otherwise.`,
 	root.AddCommand(
 		newSourcesCmd(g),
 		newCacheCmd(g),
+		newRepoCmd(g),
+		newHookCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"errors"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hashbang/stack/internal/gitserve"
+)
+
+// newHookCmd is the command the git hooks of served repositories run:
+// `stack hook pre-receive` and `stack hook post-receive`.
+func newHookCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:    "hook NAME",
+		Short:  "Run a git hook of a repository served by stack serve (run by git, not by hand)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			err := gitserve.RunHook(cmd.Context(), args[0], cmd.InOrStdin(), cmd.ErrOrStderr(), serveHooks())
+			if errors.Is(err, gitserve.ErrRejected) {
+				os.Exit(1) // the reason is already on stderr, for the client
+			}
+			return err
+		},
+	}
+}
+
+// serveHooks are the callbacks every push goes through. For now pre-receive
+// accepts everything and post-receive does nothing; the signature policy
+// (pre-receive) and CI (post-receive) plug in here.
+func serveHooks() gitserve.Hooks {
+	return gitserve.Hooks{}
+}

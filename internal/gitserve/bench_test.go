@@ -1,0 +1,58 @@
+package gitserve
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// BenchmarkPush times a small `git push` over SSH end to end: ssh connect
+// and auth, git-receive-pack, both hooks (run by re-executing the test
+// binary), and the client's exit.
+func BenchmarkPush(b *testing.B) {
+	ts := startServer(b, "")
+	work := filepath.Join(ts.dir, "work")
+	ts.git(adminKey, ts.dir, "clone", "-q", ts.url("stack"), work)
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		ts.commit(work, "file", fmt.Sprintf("change %d\n", i))
+		b.StartTimer()
+		ts.git(adminKey, work, "push", "-q", "origin", "HEAD:refs/heads/main")
+	}
+}
+
+// BenchmarkClone times a clone over SSH (protocol v2) of a repository with
+// 500 commits touching 50 files.
+func BenchmarkClone(b *testing.B) {
+	ts := startServer(b, "")
+	src := filepath.Join(ts.dir, "src")
+	ts.git(adminKey, ts.dir, "init", "-q", "--initial-branch=main", src)
+	var stream strings.Builder
+	for i := 1; i <= 500; i++ {
+		content := fmt.Sprintf("line %d\n%s", i, strings.Repeat("some text of a config file\n", 40))
+		fmt.Fprintf(&stream, "blob\nmark :%d\ndata %d\n%s\n", i, len(content), content)
+		msg := fmt.Sprintf("commit %d", i)
+		fmt.Fprintf(&stream, "commit refs/heads/main\ncommitter Test <test@example.org> %d +0000\ndata %d\n%s\n", 1767225600+i, len(msg), msg)
+		fmt.Fprintf(&stream, "M 100644 :%d file%d\n\n", i, i%50)
+	}
+	cmd := exec.Command("git", "fast-import", "--quiet")
+	cmd.Dir = src
+	cmd.Env = ts.env(adminKey)
+	cmd.Stdin = strings.NewReader(stream.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("fast-import: %v\n%s", err, out)
+	}
+	ts.git(adminKey, src, "push", "-q", ts.url("stack"), "main")
+	n := 0
+	for b.Loop() {
+		n++
+		dst := filepath.Join(ts.dir, fmt.Sprint("clone", n))
+		ts.git(devKey, ts.dir, "-c", "protocol.version=2", "clone", "-q", "--bare", ts.url("stack"), dst)
+		b.StopTimer()
+		os.RemoveAll(dst)
+		b.StartTimer()
+	}
+}

@@ -1,0 +1,163 @@
+package gitserve
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// AccessFile is the name of the permissions file in the config directory.
+const AccessFile = "git.yaml"
+
+// Policy is the server's view of its config directory at one moment: which
+// keys log in as whom, and who may do what to which repository.
+type Policy struct {
+	keys   map[string]Identity // by ssh.PublicKey.Marshal()
+	Access *Access
+}
+
+// Identify returns the identity of a public key.
+func (p *Policy) Identify(key ssh.PublicKey) (Identity, bool) {
+	id, ok := p.keys[string(key.Marshal())]
+	return id, ok
+}
+
+// Keys is the number of keys that may log in.
+func (p *Policy) Keys() int { return len(p.keys) }
+
+// LoadPolicy reads DIR/admins, DIR/developers (allowed_signers format; a
+// missing file lists nobody) and DIR/git.yaml (missing: DefaultAccess).
+func LoadPolicy(dir string) (*Policy, error) {
+	files, err := readPolicyFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	return parsePolicy(dir, files)
+}
+
+// policyFiles are the contents of the files of a config directory, in the
+// order Groups then AccessFile; nil for a missing file.
+type policyFiles [][]byte
+
+func readPolicyFiles(dir string) (policyFiles, error) {
+	var files policyFiles
+	for _, name := range append(slices.Clone(Groups), AccessFile) {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			files = append(files, nil)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		if data == nil {
+			data = []byte{}
+		}
+		files = append(files, data)
+	}
+	return files, nil
+}
+
+func (f policyFiles) equal(g policyFiles) bool {
+	if len(f) != len(g) {
+		return false
+	}
+	for i := range f {
+		if (f[i] == nil) != (g[i] == nil) || !bytes.Equal(f[i], g[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func parsePolicy(dir string, files policyFiles) (*Policy, error) {
+	p := &Policy{keys: map[string]Identity{}, Access: DefaultAccess()}
+	for i, group := range Groups {
+		signers, err := ParseSigners(files[i])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, group), err)
+		}
+		for _, s := range signers {
+			if s.CertAuthority() {
+				continue // certificate authorities sign, they do not log in
+			}
+			k := string(s.Key.Marshal())
+			id, ok := p.keys[k]
+			if !ok {
+				id = Identity{Principal: s.Principals[0], Fingerprint: ssh.FingerprintSHA256(s.Key)}
+			}
+			for _, pr := range s.Principals {
+				if !slices.Contains(id.Principals, pr) {
+					id.Principals = append(id.Principals, pr)
+				}
+			}
+			if !slices.Contains(id.Groups, group) {
+				id.Groups = append(id.Groups, group)
+			}
+			p.keys[k] = id
+		}
+	}
+	if data := files[len(Groups)]; data != nil {
+		a, err := ParseAccess(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, AccessFile), err)
+		}
+		p.Access = a
+	}
+	return p, nil
+}
+
+// policySource rereads the config directory when asked and its files
+// changed. A change that does not parse is logged and the last good policy
+// stays in force.
+type policySource struct {
+	dir string
+	log *slog.Logger
+
+	mu    sync.Mutex
+	files policyFiles
+	cur   *Policy
+	bad   policyFiles // last contents that failed, logged once
+}
+
+func newPolicySource(dir string, log *slog.Logger) (*policySource, error) {
+	files, err := readPolicyFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	p, err := parsePolicy(dir, files)
+	if err != nil {
+		return nil, err
+	}
+	return &policySource{dir: dir, log: log, files: files, cur: p}, nil
+}
+
+func (s *policySource) current() *Policy {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	files, err := readPolicyFiles(s.dir)
+	if err != nil {
+		s.log.Warn("config unreadable; keeping the last good one", "dir", s.dir, "err", err)
+		return s.cur
+	}
+	if files.equal(s.files) || files.equal(s.bad) {
+		return s.cur
+	}
+	p, err := parsePolicy(s.dir, files)
+	if err != nil {
+		s.bad = files
+		s.log.Error("config changed but is invalid; keeping the last good one", "err", err)
+		return s.cur
+	}
+	s.files, s.cur, s.bad = files, p, nil
+	s.log.Info("config reloaded", "dir", s.dir, "keys", p.Keys())
+	return p
+}

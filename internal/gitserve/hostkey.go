@@ -1,0 +1,92 @@
+package gitserve
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// HostKeyPath is where the server's SSH host key lives in a data directory.
+func HostKeyPath(dataDir string) string {
+	return filepath.Join(dataDir, "ssh", "ssh_host_ed25519_key")
+}
+
+// LoadHostKey reads the host key at path, or generates an ed25519 key there
+// (mode 0600, with the public half in path.pub) when there is none. A key
+// that others can read is refused.
+func LoadHostKey(path string) (ssh.Signer, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return generateHostKey(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read host key: %w", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("read host key: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("host key %s is accessible by others (mode %04o): chmod 600 it", path, fi.Mode().Perm())
+	}
+	signer, err := ssh.ParsePrivateKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("host key %s: %v: remove it to have a new one generated", path, err)
+	}
+	return signer, nil
+}
+
+func generateHostKey(path string) (ssh.Signer, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate host key: %w", err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "stack serve host key")
+	if err != nil {
+		return nil, fmt.Errorf("generate host key: %w", err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("generate host key: %w", err)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("generate host key: %w", err)
+	}
+	if err := writeFileAtomic(path+".pub", ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o644); err != nil {
+		return nil, fmt.Errorf("generate host key: %w", err)
+	}
+	if err := writeFileAtomic(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		return nil, fmt.Errorf("generate host key: %w", err)
+	}
+	return signer, nil
+}
+
+// writeFileAtomic writes data to a temporary file beside path and renames it
+// into place, so that readers never see half a file.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
