@@ -1,0 +1,39 @@
+# The single makefile of the stack. Every target calls stack; stack does the work.
+#
+#   make up      build and verify everything, bring the development environment up
+#   make down    take the development environment down
+#   make test    run every test (installs the Debian packages the tests use)
+
+GO      ?= go
+STACK   := bin/stack
+GOFILES := $(shell git ls-files '*.go' 2>/dev/null)
+
+.PHONY: all up down test deps stack vet fmt-check
+
+all: stack
+
+# stack is built from this checkout, statically, the way images build it.
+stack: $(STACK)
+$(STACK): $(GOFILES) go.mod go.sum
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(STACK) ./cmd/stack
+
+deps:
+	@scripts/deps
+
+up: deps stack
+	$(STACK) sources verify
+	$(STACK) sources fetch
+	$(STACK) sources verify
+	@echo "up: sources fetched and verified; the development cluster (stack up) is not built yet"
+
+down: stack
+	@echo "down: there is no development cluster to take down yet (stack up is not built yet)"
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt would change: $$out" >&2; exit 1; fi
+
+test: deps fmt-check vet
+	$(GO) test ./...
