@@ -28,6 +28,10 @@ import (
 // RefName is the annotation naming an image in an OCI layout's index.
 const RefName = "org.opencontainers.image.ref.name"
 
+// CacheLayout is the OCI layout inside the cache directory cacheDir that
+// stack build writes every image to, and that names are looked up in.
+func CacheLayout(cacheDir string) string { return filepath.Join(cacheDir, "oci") }
+
 // maxArchive bounds the size of an OCI tarball read into memory.
 const maxArchive = 2 << 30
 
@@ -344,7 +348,7 @@ func OpenAll(cacheLayout, ref string) ([]Named, error) {
 		return nil, fmt.Errorf("%s: no such file, directory or image name", ref)
 	}
 	if _, err := os.Stat(filepath.Join(cacheLayout, "index.json")); err != nil {
-		return nil, fmt.Errorf("image %s: no images built yet in %s: run stack build %s", ref, cacheLayout, ref)
+		return nil, fmt.Errorf("no images built yet in %s: run stack build %s", cacheLayout, ref)
 	}
 	img, err := Layout{Dir: cacheLayout}.Image(ref)
 	if err != nil {
