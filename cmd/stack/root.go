@@ -40,6 +40,7 @@ cache: .cache/ in the repository unless --cache or $STACK_CACHE say otherwise.`,
 	root.AddCommand(
 		newSourcesCmd(g),
 		newCacheCmd(g),
+		newPolicyCmd(g),
 		newAuditCmd(g),
 		newRepoCmd(g),
 		newHookCmd(g),
