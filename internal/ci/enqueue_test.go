@@ -92,6 +92,12 @@ func TestEnqueueNothingToDo(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "ci")); !os.IsNotExist(err) {
 		t.Errorf("nothing queued but %s/ci was made", data)
 	}
+	if jobs, err := List(data); err != nil || len(jobs) != 0 {
+		t.Errorf("List of a data directory without jobs: %v, %v", jobs, err)
+	}
+	if _, err := List(filepath.Join(data, "missing")); err == nil {
+		t.Errorf("List of a missing data directory: no error")
+	}
 }
 
 func TestEnqueueErrors(t *testing.T) {
@@ -150,6 +156,45 @@ func TestEnqueueSupersedesQueued(t *testing.T) {
 	for _, j := range append(other, second...) {
 		if j, _ := Get(data, j.ID); j.State != Queued {
 			t.Errorf("job %s (%s %s) is %s, want queued", j.ID, j.Pipeline, j.Ref, j.State)
+		}
+	}
+}
+
+func TestReposInAndFindRepo(t *testing.T) {
+	root := t.TempDir()
+	for _, name := range []string{"stack.git", "infra/dns.git", "infra/web.git"} {
+		g := &gitRepo{t: t}
+		g.git("", "init", "--quiet", "--bare", filepath.Join(root, filepath.FromSlash(name)))
+	}
+	os.MkdirAll(filepath.Join(root, "notarepo.git"), 0o755)
+	os.MkdirAll(filepath.Join(root, ".new-123"), 0o755)
+	repos, err := ReposIn(root)()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range repos {
+		names = append(names, r.Name)
+		if !isBare(r.Path) {
+			t.Errorf("%s: %s is not a bare repository", r.Name, r.Path)
+		}
+	}
+	if got := strings.Join(names, ","); got != "infra/dns,infra/web,stack" {
+		t.Errorf("ReposIn = %s", got)
+	}
+	if repos, err := ReposIn(filepath.Join(root, "missing"))(); err != nil || len(repos) != 0 {
+		t.Errorf("ReposIn of a missing directory: %v, %v", repos, err)
+	}
+	for name, want := range map[string]string{
+		"stack": "stack.git", "stack.git": "stack.git", "infra/dns": "infra/dns.git",
+		"nope": "", "notarepo": "", "../stack": "", "/stack": "", "a/b/c": "", "infra/../stack": "", "": "",
+	} {
+		r, err := FindRepo(root, name)
+		switch {
+		case want == "" && err == nil:
+			t.Errorf("FindRepo(%q) = %+v, want an error", name, r)
+		case want != "" && (err != nil || r.Path != filepath.Join(root, filepath.FromSlash(want))):
+			t.Errorf("FindRepo(%q) = %+v, %v; want %s", name, r, err, want)
 		}
 	}
 }

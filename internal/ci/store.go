@@ -265,10 +265,14 @@ func cmpInt(a, b int64) int {
 	return 0
 }
 
-// List returns the jobs in dataDir, oldest first.
+// List returns the jobs in dataDir, oldest first: none if dataDir exists
+// but never had a job, an error if dataDir does not exist.
 func List(dataDir string) ([]*Job, error) {
 	s, err := readStore(dataDir)
 	if err != nil {
+		if _, serr := os.Stat(dataDir); serr == nil {
+			return nil, nil
+		}
 		return nil, err
 	}
 	return s.list()
