@@ -44,6 +44,7 @@ cache: .cache/ in the repository unless --cache or $STACK_CACHE say otherwise.`,
 		newAuditCmd(g),
 		newRepoCmd(g),
 		newHookCmd(g),
+		newCICmd(g),
 	)
 	return root
 }
