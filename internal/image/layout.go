@@ -19,7 +19,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -54,12 +53,10 @@ func (l Layout) Put(name string, img v1.Image) (v1.Hash, error) {
 	if err := p.WriteImage(img); err != nil {
 		return v1.Hash{}, fmt.Errorf("write %s to %s: %w", name, l.Dir, err)
 	}
-	desc, err := partial.Descriptor(img)
+	desc, err := descriptor(name, img)
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	desc.Annotations = map[string]string{RefName: name}
-	desc.Platform = &v1.Platform{OS: Platform.OS, Architecture: Platform.Architecture}
 	unlock, err := l.lock()
 	if err != nil {
 		return v1.Hash{}, err
@@ -103,12 +100,37 @@ func (l Layout) init() (layout.Path, error) {
 	}
 	defer unlock()
 	if _, err := os.Stat(filepath.Join(l.Dir, "index.json")); errors.Is(err, fs.ErrNotExist) {
-		if _, err := layout.Write(l.Dir, empty.Index); err != nil {
+		idx := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}` + "\n")
+		if err := writeAtomic(filepath.Join(l.Dir, "index.json"), idx); err != nil {
 			return "", fmt.Errorf("create OCI layout %s: %w", l.Dir, err)
 		}
-		os.Chmod(filepath.Join(l.Dir, "index.json"), 0o644)
+	}
+	if err := writeAtomic(filepath.Join(l.Dir, "oci-layout"), ociLayout); err != nil {
+		return "", fmt.Errorf("create OCI layout %s: %w", l.Dir, err)
 	}
 	return layout.Path(l.Dir), nil
+}
+
+// ociLayout is the content of an OCI layout's oci-layout file.
+var ociLayout = []byte(`{"imageLayoutVersion":"1.0.0"}`)
+
+// descriptor is the index entry naming img.
+func descriptor(name string, img v1.Image) (*v1.Descriptor, error) {
+	mt, err := img.MediaType()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := img.RawManifest()
+	if err != nil {
+		return nil, err
+	}
+	return &v1.Descriptor{
+		MediaType:   mt,
+		Size:        int64(len(raw)),
+		Digest:      sha256Hash(raw),
+		Annotations: map[string]string{RefName: name},
+		Platform:    &v1.Platform{OS: Platform.OS, Architecture: Platform.Architecture},
+	}, nil
 }
 
 // lock takes an exclusive lock on the layout's index.
@@ -187,12 +209,10 @@ func WriteTarball(file, name string, img v1.Image) error {
 	if !ValidName(name) {
 		return fmt.Errorf("%q is not a valid image name", name)
 	}
-	desc, err := partial.Descriptor(img)
+	desc, err := descriptor(name, img)
 	if err != nil {
 		return err
 	}
-	desc.Annotations = map[string]string{RefName: name}
-	desc.Platform = &v1.Platform{OS: Platform.OS, Architecture: Platform.Architecture}
 	idx := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{*desc}}
 	rawIdx, err := json.MarshalIndent(idx, "", "  ")
 	if err != nil {
@@ -241,8 +261,7 @@ func WriteTarball(file, name string, img v1.Image) error {
 	}
 	blob := func(h v1.Hash) string { return "blobs/" + h.Algorithm + "/" + h.Hex }
 	err = func() error {
-		layoutFile := []byte(`{"imageLayoutVersion":"1.0.0"}`)
-		if err := add("oci-layout", int64(len(layoutFile)), bytes.NewReader(layoutFile)); err != nil {
+		if err := add("oci-layout", int64(len(ociLayout)), bytes.NewReader(ociLayout)); err != nil {
 			return err
 		}
 		if err := add("index.json", int64(len(rawIdx)), bytes.NewReader(rawIdx)); err != nil {

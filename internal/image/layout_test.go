@@ -64,6 +64,14 @@ func TestLayoutPutAndOpen(t *testing.T) {
 	if p := idx.Manifests[1].Platform; p == nil || p.OS != "linux" || p.Architecture != "amd64" {
 		t.Errorf("index entry without platform: %s", raw)
 	}
+	if strings.Contains(string(raw), "artifactType") {
+		t.Errorf("image entries carry an artifactType: %s", raw)
+	}
+	for _, f := range []string{"oci-layout", "index.json"} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: %v %v, want mode 0644", f, fi.Mode(), err)
+		}
+	}
 	names, err := l.Names()
 	if err != nil || strings.Join(names, ",") != "a,b" {
 		t.Errorf("Names = %v, %v", names, err)
