@@ -72,6 +72,7 @@ func (g Go) Env(home, gocache, gomodcache string) []string {
 	return []string{
 		"PATH=" + filepath.Join(goroot, "bin"),
 		"HOME=" + home,
+		"XDG_CONFIG_HOME=" + filepath.Join(home, "config"),
 		"TMPDIR=" + filepath.Join(home, "tmp"),
 		"GOPATH=" + filepath.Join(home, "gopath"),
 		"GOROOT=" + goroot,
@@ -84,7 +85,6 @@ func (g Go) Env(home, gocache, gomodcache string) []string {
 		"GOFLAGS=-mod=readonly",
 		"GOTOOLCHAIN=local",
 		"GOENV=off",
-		"GOTELEMETRY=off",
 		"GOWORK=off",
 		"GOOS=" + GOOS,
 		"GOARCH=" + GOARCH,
@@ -130,14 +130,11 @@ func (g Go) Build(ctx context.Context, spec Spec) error {
 		return fmt.Errorf("build %s: no go command in GOROOT %s: %w", spec.Package, g.goroot(), err)
 	}
 
-	home, err := os.MkdirTemp("", "stack-build-")
+	home, err := newHome()
 	if err != nil {
 		return err
 	}
 	defer removeAll(home)
-	if err := os.Mkdir(filepath.Join(home, "tmp"), 0o700); err != nil {
-		return err
-	}
 	gocache, gomodcache := g.GoCache, g.GoModCache
 	if gocache == "" {
 		gocache = filepath.Join(home, "gocache")
@@ -189,7 +186,7 @@ func (g Go) Build(ctx context.Context, spec Spec) error {
 // Version returns the toolchain's version, as `go env GOVERSION` prints it
 // (go1.26.8).
 func (g Go) Version(ctx context.Context) (string, error) {
-	home, err := os.MkdirTemp("", "stack-goversion-")
+	home, err := newHome()
 	if err != nil {
 		return "", err
 	}
@@ -206,6 +203,31 @@ func (g Go) Version(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("go env GOVERSION in %s: %w", g.goroot(), err)
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+// newHome makes the temporary home directory the go command runs with. Go
+// telemetry is switched off in it: GOTELEMETRY cannot be set from the
+// environment, and in its default mode the go command writes counters and
+// may start a detached upload process that outlives the build.
+func newHome() (string, error) {
+	home, err := os.MkdirTemp("", "stack-build-")
+	if err != nil {
+		return "", err
+	}
+	tele := filepath.Join(home, "config", "go", "telemetry")
+	if err := os.MkdirAll(tele, 0o700); err != nil {
+		removeAll(home)
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(tele, "mode"), []byte("off"), 0o600); err != nil {
+		removeAll(home)
+		return "", err
+	}
+	if err := os.Mkdir(filepath.Join(home, "tmp"), 0o700); err != nil {
+		removeAll(home)
+		return "", err
+	}
+	return home, nil
 }
 
 // removeAll removes a temporary directory, making read-only module cache

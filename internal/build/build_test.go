@@ -221,3 +221,24 @@ func TestVersion(t *testing.T) {
 		t.Errorf("Version = %q", v)
 	}
 }
+
+// TestTelemetryOff: the go command must not count or upload telemetry, which
+// would write outside the build and start a process that outlives it.
+func TestTelemetryOff(t *testing.T) {
+	home, err := newHome()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer removeAll(home)
+	g := Go{}
+	cmd := exec.Command(filepath.Join(g.goroot(), "bin", "go"), "env", "GOTELEMETRY")
+	cmd.Dir = home
+	cmd.Env = g.Env(home, filepath.Join(home, "gocache"), filepath.Join(home, "gomodcache"))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(out)); got != "off" {
+		t.Errorf("GOTELEMETRY = %q, want off", got)
+	}
+}
