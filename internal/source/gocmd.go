@@ -38,7 +38,7 @@ func (g *goCmd) env(mod string) []string {
 		}
 		env = append(env, kv)
 	}
-	proxy := userGoEnv("GOPROXY")
+	proxy := GoEnv("GOPROXY")
 	if g.proxyFirst != "" {
 		proxy = g.proxyFirst + "," + proxy
 	}
@@ -109,9 +109,9 @@ func (g *goCmd) download(ctx context.Context, dir, mod string, mods ...string) (
 	return res, nil
 }
 
-// userGoEnv returns the value of a go environment setting as the user's go
+// GoEnv returns the value of a go environment setting as the user's go
 // command sees it (environment or go env file).
-func userGoEnv(key string) string {
+func GoEnv(key string) string {
 	if v := os.Getenv(key); v != "" {
 		return v
 	}
