@@ -65,7 +65,7 @@ func TestAssembleDeterministic(t *testing.T) {
 	defer syscall.Umask(old)
 	b := assembleCopy(t, filepath.Join(t.TempDir(), "x", "y"), 0o600, time.Unix(12345, 0), testEpoch.In(time.Local))
 
-	da, db := digest(t, a), digest(t, b)
+	da, db := imageDigest(t, a), imageDigest(t, b)
 	if da != db {
 		d, err := Diff(a, b)
 		if err != nil {
@@ -75,7 +75,7 @@ func TestAssembleDeterministic(t *testing.T) {
 	}
 	// A different epoch is a different image.
 	c := assembleCopy(t, t.TempDir(), 0o644, time.Now(), testEpoch.Add(time.Second))
-	if digest(t, c) == da {
+	if imageDigest(t, c) == da {
 		t.Error("a different epoch gave the same digest")
 	}
 }
@@ -234,7 +234,7 @@ func TestHealthImageSize(t *testing.T) {
 		}
 		total += n
 	}
-	t.Logf("health image: %d bytes compressed (%.2f MiB), digest %s", total, float64(total)/(1<<20), digest(t, img))
+	t.Logf("health image: %d bytes compressed (%.2f MiB), digest %s", total, float64(total)/(1<<20), imageDigest(t, img))
 	if total >= 4<<20 {
 		t.Errorf("health image is %d bytes compressed, over 4 MiB", total)
 	}

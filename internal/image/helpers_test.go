@@ -93,7 +93,7 @@ func healthImage(t testing.TB) v1.Image {
 }
 
 // digest returns an image's digest or fails the test.
-func digest(t testing.TB, img v1.Image) string {
+func imageDigest(t testing.TB, img v1.Image) string {
 	t.Helper()
 	d, err := img.Digest()
 	if err != nil {

@@ -45,8 +45,8 @@ func TestLayoutPutAndOpen(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if h.String() != digest(t, p.img) {
-			t.Errorf("Put returned %s, want %s", h, digest(t, p.img))
+		if h.String() != imageDigest(t, p.img) {
+			t.Errorf("Put returned %s, want %s", h, imageDigest(t, p.img))
 		}
 	}
 	// Replacing a leaves one entry per name, sorted.
@@ -58,7 +58,7 @@ func TestLayoutPutAndOpen(t *testing.T) {
 	if err := json.Unmarshal(raw, &idx); err != nil {
 		t.Fatal(err)
 	}
-	if len(idx.Manifests) != 2 || idx.Manifests[0].Annotations[RefName] != "a" || idx.Manifests[0].Digest.String() != digest(t, a2) {
+	if len(idx.Manifests) != 2 || idx.Manifests[0].Annotations[RefName] != "a" || idx.Manifests[0].Digest.String() != imageDigest(t, a2) {
 		t.Fatalf("index after replacing a: %s", raw)
 	}
 	if p := idx.Manifests[1].Platform; p == nil || p.OS != "linux" || p.Architecture != "amd64" {
@@ -82,17 +82,17 @@ func TestLayoutPutAndOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct{ ref, want string }{
-		{"a", digest(t, a2)},       // name in the cache layout
-		{dir + ":b", digest(t, b)}, // layout dir and name
-		{tarFile, digest(t, b)},
-		{tarFile + ":b", digest(t, b)},
+		{"a", imageDigest(t, a2)},       // name in the cache layout
+		{dir + ":b", imageDigest(t, b)}, // layout dir and name
+		{tarFile, imageDigest(t, b)},
+		{tarFile + ":b", imageDigest(t, b)},
 	} {
 		img, err := Open(dir, tt.ref)
 		if err != nil {
 			t.Errorf("Open(%s): %v", tt.ref, err)
 			continue
 		}
-		if got := digest(t, img); got != tt.want {
+		if got := imageDigest(t, img); got != tt.want {
 			t.Errorf("Open(%s) = %s, want %s", tt.ref, got, tt.want)
 		}
 		if err := validate.Image(img); err != nil {
@@ -255,7 +255,7 @@ func TestSkopeo(t *testing.T) {
 		t.Skip("skopeo is not installed (Debian package skopeo: apt-get install -y skopeo); skipping the check with a real OCI client")
 	}
 	img := healthImage(t)
-	want := digest(t, img)
+	want := imageDigest(t, img)
 	dir := filepath.Join(t.TempDir(), "oci")
 	if _, err := (Layout{Dir: dir}).Put("health", img); err != nil {
 		t.Fatal(err)
