@@ -55,10 +55,8 @@ type Cache struct {
 	// content.
 	GoCache string
 
-	mu        sync.Mutex
-	toolchain *source.Source
-	goroot    string
-	repoHash  string
+	mu       sync.Mutex
+	repoHash string
 }
 
 // NewCache returns a Cache for the workspace, taking the toolchain and
@@ -74,34 +72,44 @@ func (c *Cache) Dir() string { return filepath.Join(c.ws.Cache, "bin") }
 func (c *Cache) Binary(ctx context.Context, b Binary) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	tc, goroot, err := c.prep.Toolchain(ctx)
+	// The key is made from pins and locks alone, so that a cached binary is
+	// found without fetching or hashing its sources; they are fetched and
+	// verified only when the binary has to be built.
+	tc, err := c.prep.ToolchainSource()
 	if err != nil {
 		return "", err
 	}
-	c.toolchain, c.goroot = tc, goroot
-	var dir, modCache, proxy, inputs string
+	var inputs string
 	if b.Source == "" {
 		if c.repoHash == "" {
 			if c.repoHash, err = treeHash(c.ws.Root); err != nil {
 				return "", err
 			}
 		}
-		dir, inputs = c.ws.Root, "repo "+c.repoHash
-		// The repository's own dependencies are pinned by its go.sum and
-		// come from the user's module cache and proxy.
-		modCache, proxy = source.GoEnv("GOMODCACHE"), source.GoEnv("GOPROXY")
+		inputs = "repo " + c.repoHash
 	} else {
-		_, consumer, err := c.prep.Module(ctx, b.Source)
+		lock, err := source.ReadLock(c.ws.Locks(), b.Source)
 		if err != nil {
 			return "", err
 		}
-		dir, inputs = consumer, "source "+b.Source+" "+filepath.Base(consumer)
-		modCache = source.ModCache(c.ws)
+		inputs = "source " + b.Source + " " + lock.Digest()
 	}
 	key := keyOf(cacheVersion, tc.Hash, GOOS, GOARCH, inputs, b.Package, b.Main, strings.Join(b.LDFlags, "\x00"), strings.Join(b.Tags, ","))
 	out := filepath.Join(c.Dir(), key[:32], b.Name())
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
+	}
+	_, goroot, err := c.prep.Toolchain(ctx)
+	if err != nil {
+		return "", err
+	}
+	dir, modCache, proxy := c.ws.Root, source.GoEnv("GOMODCACHE"), source.GoEnv("GOPROXY")
+	if b.Source != "" {
+		// Programs of sources build offline from their locks.
+		if _, dir, err = c.prep.Module(ctx, b.Source); err != nil {
+			return "", err
+		}
+		modCache, proxy = source.ModCache(c.ws), ""
 	}
 	step := c.progress.Start("build %s", b.Package)
 	spec := Spec{Dir: dir, Package: b.Package, Output: out, LDFlags: b.LDFlags, Tags: b.Tags}
@@ -192,4 +200,14 @@ func fileHash(p string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// ForWorkspace returns the binary cache of the workspace, its sources read
+// from config/sources.yaml.
+func ForWorkspace(ws *workspace.Workspace, p *ui.Progress) (*Cache, error) {
+	cfg, err := source.Load(ws.Sources())
+	if err != nil {
+		return nil, err
+	}
+	return NewCache(ws, source.NewPreparer(ws, cfg, p), p), nil
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
-// copyFile copies src to dst with mode and mtime of our choosing.
-func copyFile(t *testing.T, src, dst string, mode os.FileMode, mtime time.Time) {
+// copyFileWithTime copies src to dst with mode and mtime of our choosing.
+func copyFileWithTime(t *testing.T, src, dst string, mode os.FileMode, mtime time.Time) {
 	t.Helper()
 	b, err := os.ReadFile(src)
 	if err != nil {
@@ -37,10 +37,10 @@ func copyFile(t *testing.T, src, dst string, mode os.FileMode, mtime time.Time) 
 func assembleCopy(t *testing.T, root string, mode os.FileMode, mtime, epoch time.Time) v1.Image {
 	t.Helper()
 	for _, name := range []string{"base", "health"} {
-		copyFile(t, filepath.Join("../../images", name, FileName), filepath.Join(root, "images", name, FileName), mode, mtime)
+		copyFileWithTime(t, filepath.Join("../../images", name, FileName), filepath.Join(root, "images", name, FileName), mode, mtime)
 	}
 	bin := filepath.Join(root, "out", "bin", "health")
-	copyFile(t, binary(t, "./cmd/health"), bin, mode|0o100, mtime)
+	copyFileWithTime(t, binary(t, "./cmd/health"), bin, mode|0o100, mtime)
 	def, err := Load(filepath.Join(root, "images"), "health")
 	if err != nil {
 		t.Fatal(err)

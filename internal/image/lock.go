@@ -81,22 +81,5 @@ func (l Lock) Bytes() []byte {
 
 // Write writes the lock into imagesDir atomically.
 func (l Lock) Write(imagesDir string) error {
-	file := filepath.Join(imagesDir, LockFile)
-	tmp, err := os.CreateTemp(imagesDir, ".images.lock.*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(l.Bytes()); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), file)
+	return writeAtomic(filepath.Join(imagesDir, LockFile), l.Bytes())
 }

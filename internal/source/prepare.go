@@ -55,16 +55,22 @@ func (p *Preparer) ready(ctx context.Context, s *Source) error {
 	return nil
 }
 
-// Toolchain returns the pinned Go toolchain source and its GOROOT.
-func (p *Preparer) Toolchain(ctx context.Context) (*Source, string, error) {
-	var tc *Source
+// ToolchainSource returns the source that pins the Go toolchain, without
+// fetching it.
+func (p *Preparer) ToolchainSource() (*Source, error) {
 	for _, s := range p.cfg.Sources {
 		if s.Kind == GoMod && s.Module == ToolchainModule {
-			tc = s
+			return s, nil
 		}
 	}
-	if tc == nil {
-		return nil, "", fmt.Errorf("%s pins no Go toolchain: add a gomod source of module %s", p.cfg.Path, ToolchainModule)
+	return nil, fmt.Errorf("%s pins no Go toolchain: add a gomod source of module %s", p.cfg.Path, ToolchainModule)
+}
+
+// Toolchain returns the pinned Go toolchain source and its GOROOT.
+func (p *Preparer) Toolchain(ctx context.Context) (*Source, string, error) {
+	tc, err := p.ToolchainSource()
+	if err != nil {
+		return nil, "", err
 	}
 	if err := p.ready(ctx, tc); err != nil {
 		return nil, "", err
@@ -102,7 +108,7 @@ func (p *Preparer) Module(ctx context.Context, name string) (*Source, string, er
 	if err != nil {
 		return nil, "", err
 	}
-	dir := filepath.Join(p.ws.Cache, "src", name+"-"+lock.Digest()[:16])
+	dir := p.ModuleDir(name, lock)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, "", err
 	}
@@ -110,6 +116,12 @@ func (p *Preparer) Module(ctx context.Context, name string) (*Source, string, er
 		return nil, "", err
 	}
 	return s, dir, nil
+}
+
+// ModuleDir is where Module puts the consumer module of source name
+// locked by lock.
+func (p *Preparer) ModuleDir(name string, lock *Lock) string {
+	return filepath.Join(p.ws.Cache, "src", name+"-"+lock.Digest()[:16])
 }
 
 // Digest is the sha256 of the lock's two files, in hex.

@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/opencontainers/go-digest"
@@ -59,10 +60,22 @@ func Save(ctx context.Context, ws *workspace.Workspace, srcs []*Source) (int, er
 			}
 			for _, ext := range exts {
 				src, dst := downloadPath(downloads, l.Mod(), ext), downloadPath(repoGoProxy(ws), l.Mod(), ext)
-				if fileExists(dst) || !fileExists(src) {
+				if fileExists(dst) {
 					continue
 				}
-				if err := copyFile(dst, src); err != nil {
+				var err error
+				switch {
+				case fileExists(src):
+					err = copyFile(dst, src)
+				case ext == ".info":
+					// The go command asks a proxy for .info before the zip;
+					// the module cache lacks it for modules it resolved
+					// through go.mod files alone.
+					err = writeFileAtomicMkdir(dst, fmt.Appendf(nil, "{\"Version\":%q}\n", l.Version))
+				default:
+					continue
+				}
+				if err != nil {
 					return n, fmt.Errorf("save %s: %w", s.Name, err)
 				}
 				n++
@@ -70,4 +83,11 @@ func Save(ctx context.Context, ws *workspace.Workspace, srcs []*Source) (int, er
 		}
 	}
 	return n, nil
+}
+
+func writeFileAtomicMkdir(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return writeFileAtomic(path, data)
 }
