@@ -1,0 +1,422 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Sysctls are the host settings the node's components may change (the
+// kubelet, kube-proxy, the bridge and portmap plugins, and stack itself):
+// their values are recorded before the first start and restored by Down.
+var Sysctls = []string{
+	"net.ipv4.ip_forward",
+	"net.ipv6.conf.all.forwarding",
+	"net.bridge.bridge-nf-call-iptables",
+	"net.bridge.bridge-nf-call-ip6tables",
+	"net.ipv4.conf.all.route_localnet",
+	"net.netfilter.nf_conntrack_max",
+	"net.netfilter.nf_conntrack_tcp_timeout_established",
+	"net.netfilter.nf_conntrack_tcp_timeout_close_wait",
+	"net.netfilter.nf_conntrack_tcp_be_liberal",
+	"vm.overcommit_memory",
+	"vm.panic_on_oom",
+	"kernel.panic",
+	"kernel.panic_on_oops",
+	"kernel.keys.root_maxkeys",
+	"kernel.keys.root_maxbytes",
+}
+
+// Ports are the TCP ports the node listens on.
+var Ports = map[int]string{
+	2379:    "etcd",
+	2380:    "etcd (peer)",
+	2381:    "etcd (metrics)",
+	APIPort: "kube-apiserver",
+	10248:   "kubelet (healthz)",
+	10249:   "kube-proxy (metrics)",
+	10250:   "kubelet",
+	10256:   "kube-proxy (healthz)",
+	10257:   "kube-controller-manager",
+	10259:   "kube-scheduler",
+}
+
+// Preflight checks that the node can run on this host: Linux, root, the
+// kernel features the node needs, and ports free. Each failure is one line
+// saying what to do.
+func Preflight(extraPorts map[int]string) error {
+	if runtime.GOOS != "linux" {
+		return fmt.Errorf("the development node runs on Linux only, not %s: use a Linux machine or VM", runtime.GOOS)
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("the development node needs root (it runs containerd, the kubelet and changes iptables): run `sudo stack up`")
+	}
+	if err := kernelFeatures(); err != nil {
+		return err
+	}
+	ports := map[int]string{}
+	for p, what := range Ports {
+		ports[p] = what
+	}
+	for p, what := range extraPorts {
+		ports[p] = what
+	}
+	var nums []int
+	for p := range ports {
+		nums = append(nums, p)
+	}
+	sort.Ints(nums)
+	for _, p := range nums {
+		l, err := net.Listen("tcp", ":"+strconv.Itoa(p))
+		if err != nil {
+			return fmt.Errorf("port %d, needed by %s, is taken: stop what listens there (ss -ltnp 'sport = :%d') and run stack up again", p, ports[p], p)
+		}
+		l.Close()
+	}
+	return nil
+}
+
+// kernelFeatures checks for what the node cannot run without.
+func kernelFeatures() error {
+	fs, _ := os.ReadFile("/proc/filesystems")
+	if !bytes.Contains(fs, []byte("\toverlay\n")) {
+		return errors.New("the kernel has no overlay filesystem, which containerd's snapshotter needs: load the overlay module (modprobe overlay) or use a kernel with it")
+	}
+	for _, f := range []struct{ path, what string }{
+		{"/proc/sys/net/bridge/bridge-nf-call-iptables", "br_netfilter (modprobe br_netfilter)"},
+		{"/proc/sys/net/netfilter/nf_conntrack_max", "nf_conntrack (modprobe nf_conntrack)"},
+		{"/sys/fs/cgroup", "cgroups (mount /sys/fs/cgroup)"},
+	} {
+		if _, err := os.Stat(f.path); err != nil {
+			return fmt.Errorf("the kernel lacks %s: %s is missing", f.what, f.path)
+		}
+	}
+	for _, tool := range []string{"iptables", "iptables-save", "iptables-restore", "ip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is not installed; the kubelet, kube-proxy and CNI plugins need it: apt-get install iptables iproute2", tool)
+		}
+	}
+	return nil
+}
+
+func sysctlPath(name string) string {
+	return filepath.Join("/proc/sys", strings.ReplaceAll(name, ".", "/"))
+}
+
+// readSysctls returns the current values of names that exist.
+func readSysctls(names []string) map[string]string {
+	out := map[string]string{}
+	for _, n := range names {
+		if b, err := os.ReadFile(sysctlPath(n)); err == nil {
+			out[n] = strings.TrimSpace(string(b))
+		}
+	}
+	return out
+}
+
+// restoreSysctls writes back each recorded value that differs now.
+func restoreSysctls(saved map[string]string) error {
+	var errs []error
+	now := readSysctls(keys(saved))
+	for name, v := range saved {
+		if now[name] == v {
+			continue
+		}
+		if err := os.WriteFile(sysctlPath(name), []byte(v), 0o644); err != nil {
+			errs = append(errs, fmt.Errorf("restore %s=%s: %w", name, v, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func setSysctl(name, v string) error {
+	if err := os.WriteFile(sysctlPath(name), []byte(v), 0o644); err != nil {
+		return fmt.Errorf("sysctl %s=%s: %w", name, v, err)
+	}
+	return nil
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func run(name string, args ...string) error {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// linkExists reports whether the network interface exists.
+func linkExists(name string) bool {
+	_, err := net.InterfaceByName(name)
+	return err == nil
+}
+
+// ensureBridge creates the pod bridge with the node's address, so that the
+// API server and the kubelet can listen on it before the first pod.
+func (n *Node) ensureBridge() error {
+	if !linkExists(n.Bridge) {
+		if err := run("ip", "link", "add", n.Bridge, "type", "bridge"); err != nil {
+			return err
+		}
+	}
+	_, cidr, err := net.ParseCIDR(n.PodCIDR)
+	if err != nil {
+		return err
+	}
+	ones, _ := cidr.Mask.Size()
+	if iface, err := net.InterfaceByName(n.Bridge); err == nil {
+		addrs, _ := iface.Addrs()
+		has := false
+		for _, a := range addrs {
+			if strings.HasPrefix(a.String(), n.Addr+"/") {
+				has = true
+			}
+		}
+		if !has {
+			if err := run("ip", "addr", "add", fmt.Sprintf("%s/%d", n.Addr, ones), "dev", n.Bridge); err != nil {
+				return err
+			}
+		}
+	}
+	return run("ip", "link", "set", n.Bridge, "up")
+}
+
+// deleteLinks removes the bridge and any veth still attached to it.
+func (n *Node) deleteLinks() error {
+	if !linkExists(n.Bridge) {
+		return nil
+	}
+	ifaces, _ := net.Interfaces()
+	for _, i := range ifaces {
+		master, err := os.Readlink(filepath.Join("/sys/class/net", i.Name, "master"))
+		if err == nil && filepath.Base(master) == n.Bridge {
+			run("ip", "link", "del", i.Name)
+		}
+	}
+	return run("ip", "link", "del", n.Bridge)
+}
+
+// ChainPrefixes are the iptables chains the node's components add.
+var ChainPrefixes = []string{"KUBE-", "CNI-"}
+
+func ours(chain string) bool {
+	for _, p := range ChainPrefixes {
+		if strings.HasPrefix(chain, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// StripChains returns iptables-save output without the chains the node
+// added and without every rule in or jumping to them, and whether anything
+// was removed. The result is iptables-restore input.
+func StripChains(save []byte) ([]byte, bool) {
+	var out bytes.Buffer
+	changed := false
+	for _, line := range strings.SplitAfter(string(save), "\n") {
+		l := strings.TrimRight(line, "\n")
+		switch {
+		case strings.HasPrefix(l, ":"):
+			if f := strings.Fields(l[1:]); len(f) > 0 && ours(f[0]) {
+				changed = true
+				continue
+			}
+		case strings.HasPrefix(l, "-A "):
+			f := strings.Fields(l)
+			drop := len(f) > 1 && ours(f[1])
+			for i := 2; i+1 < len(f) && !drop; i++ {
+				if (f[i] == "-j" || f[i] == "-g" || f[i] == "--jump" || f[i] == "--goto") && ours(f[i+1]) {
+					drop = true
+				}
+			}
+			if drop {
+				changed = true
+				continue
+			}
+		}
+		out.WriteString(line)
+	}
+	return out.Bytes(), changed
+}
+
+// cleanIptables removes the node's chains from the IPv4 and IPv6 tables.
+func cleanIptables() error {
+	var errs []error
+	for _, family := range []string{"iptables", "ip6tables"} {
+		save, err := exec.Command(family + "-save").Output()
+		if err != nil {
+			continue // no such family on this host
+		}
+		stripped, changed := StripChains(save)
+		if !changed {
+			continue
+		}
+		cmd := exec.Command(family + "-restore")
+		cmd.Stdin = bytes.NewReader(stripped)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("%s-restore: %v: %s", family, err, strings.TrimSpace(string(out))))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// hasOurChains reports whether any KUBE-/CNI- chain is left.
+func hasOurChains() []string {
+	var left []string
+	for _, family := range []string{"iptables", "ip6tables"} {
+		save, err := exec.Command(family + "-save").Output()
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(save), "\n") {
+			if f := strings.Fields(strings.TrimPrefix(l, ":")); strings.HasPrefix(l, ":") && len(f) > 0 && ours(f[0]) {
+				left = append(left, family+" "+f[0])
+			}
+		}
+	}
+	return left
+}
+
+// mountsUnder lists mount points at or under any of dirs, deepest first.
+func mountsUnder(dirs ...string) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeMount(f[4])
+		for _, d := range dirs {
+			if mp == d || strings.HasPrefix(mp, d+"/") {
+				out = append(out, mp)
+				break
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// unmountAll detaches every mount under dirs.
+func unmountAll(dirs ...string) error {
+	var errs []error
+	for _, mp := range mountsUnder(dirs...) {
+		if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", mp, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// cgroupRoots are the kubelet's cgroups (cgroupfs driver) in each v1
+// hierarchy and the v2 one.
+func cgroupRoots() []string {
+	matches, _ := filepath.Glob("/sys/fs/cgroup/*/kubepods")
+	if _, err := os.Stat("/sys/fs/cgroup/kubepods"); err == nil {
+		matches = append(matches, "/sys/fs/cgroup/kubepods")
+	}
+	return matches
+}
+
+// cgroupPIDs lists the processes in the kubelet's pod cgroups.
+func cgroupPIDs() []int {
+	seen := map[int]bool{}
+	var out []int
+	for _, root := range cgroupRoots() {
+		filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
+			}
+			data, _ := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+			for _, f := range strings.Fields(string(data)) {
+				if pid, err := strconv.Atoi(f); err == nil && !seen[pid] {
+					seen[pid] = true
+					out = append(out, pid)
+				}
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+// removeCgroups removes the kubelet's pod cgroups, deepest first.
+func removeCgroups() {
+	for _, root := range cgroupRoots() {
+		var dirs []string
+		filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			os.Remove(dirs[i])
+		}
+	}
+}
+
+// pidsWithArg lists processes whose command line holds arg: the shims
+// our containerd started carry its socket path, unique to this node.
+func pidsWithArg(arg string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		for _, a := range bytes.Split(cmdline, []byte{0}) {
+			if string(a) == arg {
+				out = append(out, pid)
+				break
+			}
+		}
+	}
+	return out
+}
