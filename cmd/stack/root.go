@@ -48,6 +48,8 @@ cache: .cache/ in the repository unless --cache or $STACK_CACHE say otherwise.`,
 		newRepoCmd(g),
 		newHookCmd(g),
 		newCICmd(g),
+		newRenderCmd(g),
+		newOverlaysCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hashbang/stack/internal/cluster"
+	"github.com/hashbang/stack/internal/deploy"
+	"github.com/hashbang/stack/internal/ui"
+	"github.com/hashbang/stack/internal/workspace"
+)
+
+func newRenderCmd(g *globals) *cobra.Command {
+	var rev string
+	cmd := &cobra.Command{
+		Use:   "render ENV",
+		Short: "Print an environment's manifests: kustomize of infra/ENV/, images pinned by digest",
+		Long: `render builds infra/ENV/ (a kustomize overlay over pods/) and prints the
+objects a deploy would apply, in apply order. Every container image naming an
+image of images/images.lock becomes REGISTRY/NAME@sha256:..., REGISTRY being
+the environment's; any other image must already be pinned by digest.
+
+Only pods/ and infra/ are readable by the overlay: no remote bases, no
+plugins. With --commit, the tree of that commit is rendered instead of the
+work tree.`,
+		Example: `  stack render development
+  stack render production --commit production
+  stack render staging -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := g.format()
+			if err != nil {
+				return err
+			}
+			ws, err := g.workspace()
+			if err != nil {
+				return err
+			}
+			env, err := cluster.Load(ws, args[0])
+			if err != nil {
+				return err
+			}
+			t, err := loadTree(cmd.Context(), ws, rev)
+			if err != nil {
+				return err
+			}
+			r, err := deploy.Render(t, env)
+			if err != nil {
+				return err
+			}
+			if format == ui.JSON {
+				items := make([]any, len(r.Objects))
+				for i, u := range r.Objects {
+					items[i] = u.Object
+				}
+				return ui.WriteJSON(stdout(cmd), map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
+			}
+			data, err := r.YAML()
+			if err != nil {
+				return err
+			}
+			_, err = stdout(cmd).Write(data)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&rev, "commit", "", "render this commit's tree instead of the work tree")
+	return cmd
+}
+
+func newOverlaysCmd(g *globals) *cobra.Command {
+	var rev string
+	cmd := &cobra.Command{
+		Use:   "overlays [ENV...]",
+		Short: "Show how far each environment deviates from development",
+		Long: `overlays renders development and every other environment (or those named)
+and lists, per environment, the objects added or removed and each field that
+differs from development, with a count, so that "remote infrastructure
+deviates from local only via small overlays" is something to review.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := g.format()
+			if err != nil {
+				return err
+			}
+			ws, err := g.workspace()
+			if err != nil {
+				return err
+			}
+			base, err := cluster.Load(ws, deploy.BaseEnvironment)
+			if err != nil {
+				return err
+			}
+			names := args
+			if len(names) == 0 {
+				all, err := cluster.Names(ws)
+				if err != nil {
+					return err
+				}
+				for _, n := range all {
+					if n != deploy.BaseEnvironment {
+						names = append(names, n)
+					}
+				}
+			}
+			var envs []*cluster.Environment
+			for _, n := range names {
+				env, err := cluster.Load(ws, n)
+				if err != nil {
+					return err
+				}
+				envs = append(envs, env)
+			}
+			t, err := loadTree(cmd.Context(), ws, rev)
+			if err != nil {
+				return err
+			}
+			devs, err := deploy.Compare(t, base, envs)
+			if err != nil {
+				return err
+			}
+			if format == ui.JSON {
+				return ui.WriteJSON(stdout(cmd), devs)
+			}
+			var rows [][]string
+			for _, d := range devs {
+				rows = append(rows, []string{d.Env, fmt.Sprint(d.Objects), fmt.Sprint(len(d.Added)), fmt.Sprint(len(d.Removed)), fmt.Sprint(len(d.Changed)), fmt.Sprint(d.Count)})
+			}
+			if err := ui.Table(stdout(cmd), []string{"ENV", "OBJECTS", "ADDED", "REMOVED", "CHANGED", "DIFFERENCES"}, rows); err != nil {
+				return err
+			}
+			for _, d := range devs {
+				var lines []string
+				for _, a := range d.Added {
+					lines = append(lines, "  + "+a)
+				}
+				for _, r := range d.Removed {
+					lines = append(lines, "  - "+r)
+				}
+				for _, c := range d.Changed {
+					for _, ch := range c.Changes {
+						lines = append(lines, "  ~ "+c.Object+" "+ch.String())
+					}
+				}
+				if len(lines) > 0 {
+					fmt.Fprintf(stdout(cmd), "\n%s (vs %s):\n%s\n", d.Env, deploy.BaseEnvironment, strings.Join(lines, "\n"))
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&rev, "commit", "", "compare this commit's tree instead of the work tree")
+	return cmd
+}
+
+// loadTree reads what a render reads: the work tree, or commit rev.
+func loadTree(ctx context.Context, ws *workspace.Workspace, rev string) (*deploy.Tree, error) {
+	if rev != "" {
+		return deploy.TreeFromCommit(ctx, ws.Root, rev)
+	}
+	return deploy.TreeFromDir(ctx, ws.Root)
+}

@@ -1,0 +1,316 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashbang/stack/internal/cluster"
+	"github.com/hashbang/stack/internal/image"
+)
+
+const (
+	testDigest  = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+	otherDigest = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+)
+
+// writeTree writes files (path → content) under a new directory.
+func writeTree(t testing.TB, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// repoFiles is this repository's pods/ and infra/ overlays, with a test
+// images lock.
+func repoFiles(t testing.TB) map[string]string {
+	t.Helper()
+	files := map[string]string{"images/images.lock": "health " + testDigest + "\n"}
+	for _, dir := range TreeDirs {
+		err := filepath.WalkDir(filepath.Join("..", "..", dir), func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(filepath.Join("..", ".."), p)
+			data, err := os.ReadFile(p)
+			files[filepath.ToSlash(rel)] = string(data)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return files
+}
+
+func testEnv(name string) *cluster.Environment {
+	return &cluster.Environment{Name: name, Backend: cluster.Local, Cluster: name, Registry: "registry.localhost:5000"}
+}
+
+func mustTree(t testing.TB, dir string) *Tree {
+	t.Helper()
+	tr, err := TreeFromDir(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func TestRenderRepository(t *testing.T) {
+	dir := writeTree(t, repoFiles(t))
+	r, err := Render(mustTree(t, dir), testEnv("development"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, u := range r.Objects {
+		keys = append(keys, KeyOf(u).String())
+	}
+	want := "Namespace health, Service health/health, Deployment.apps health/health"
+	if got := strings.Join(keys, ", "); got != want {
+		t.Errorf("objects %s, want %s", got, want)
+	}
+	out, err := r.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{
+		"image: registry.localhost:5000/health@" + testDigest,
+		"hostPort: 2321", "hostIP: 127.0.0.1",
+		"runAsNonRoot: true", "readOnlyRootFilesystem: true", "allowPrivilegeEscalation: false",
+	} {
+		if !bytes.Contains(out, []byte(s)) {
+			t.Errorf("render lacks %q:\n%s", s, out)
+		}
+	}
+	if r.Images["health"] != "registry.localhost:5000/health@"+testDigest {
+		t.Errorf("images %v", r.Images)
+	}
+	// Deterministic: the same tree renders the same bytes.
+	for range 3 {
+		r2, err := Render(mustTree(t, dir), testEnv("development"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out2, _ := r2.YAML()
+		if !bytes.Equal(out, out2) {
+			t.Fatal("two renders of the same tree differ")
+		}
+	}
+	prod, err := Render(mustTree(t, dir), testEnv("production"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ = prod.YAML()
+	if !bytes.Contains(out, []byte("replicas: 2")) || bytes.Contains(out, []byte("hostPort")) {
+		t.Errorf("production render:\n%s", out)
+	}
+}
+
+func TestRenderErrors(t *testing.T) {
+	base := func(extra map[string]string) map[string]string {
+		files := map[string]string{
+			"images/images.lock":          "health " + testDigest + "\n",
+			"pods/app/kustomization.yaml": "resources: [pod.yaml]\n",
+			"pods/app/pod.yaml": `apiVersion: v1
+kind: Pod
+metadata: {name: app, namespace: app}
+spec:
+  initContainers: [{name: init, image: health}]
+  containers: [{name: app, image: IMAGE}]
+`,
+			"infra/dev/kustomization.yaml": "resources: [../../pods/app]\n",
+		}
+		for k, v := range extra {
+			files[k] = v
+		}
+		return files
+	}
+	pod := func(img string) map[string]string {
+		return map[string]string{"pods/app/pod.yaml": strings.Replace(base(nil)["pods/app/pod.yaml"], "IMAGE", img, 1)}
+	}
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"image not in lock", pod("gitea"), `Pod app/app: container "app": image "gitea" is not in images/images.lock: build it with ` + "`stack build gitea`"},
+		{"tag of a lock image", pod("health:latest"), `image "health:latest" names a tag: write "health"`},
+		{"other digest", pod("health@" + otherDigest), "pinned to another digest than images/images.lock"},
+		{"outside tag", pod("quay.example/app:1.0"), `image "quay.example/app:1.0" is referenced by tag only`},
+		{"bad reference", pod("UPPER CASE"), "is not an image reference"},
+		{"remote base", map[string]string{"infra/dev/kustomization.yaml": "resources: [../../pods/app, \"https://example.org/repo//base?ref=v1\"]\n"}, "remote bases are not pinned"},
+		{"missing resource", map[string]string{"infra/dev/kustomization.yaml": "resources: [../../pods/nothing]\n"}, `resource "../../pods/nothing" is not a file or directory`},
+		{"outside the tree", map[string]string{"infra/dev/kustomization.yaml": "resources: [../../config]\n", "config/x.yaml": "a: b\n"}, `resource "../../config" is not a file or directory of pods/ or infra/`},
+		{"broken overlay", map[string]string{"infra/dev/kustomization.yaml": "resources: [../../pods/app]\npatches: [{path: nope.yaml}]\n"}, "render infra/dev:"},
+		{"no overlay", map[string]string{"infra/dev/kustomization.yaml": ""}, ""},
+		{"duplicate", map[string]string{"infra/dev/kustomization.yaml": "resources: [../../pods/app, ../../pods/app/pod.yaml]\n"}, "render infra/dev:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			files := base(nil)
+			for k, v := range pod("health") {
+				files[k] = v
+			}
+			for k, v := range tc.files {
+				files[k] = v
+			}
+			dir := writeTree(t, files)
+			if tc.name == "no overlay" {
+				os.Remove(filepath.Join(dir, "infra/dev/kustomization.yaml"))
+				tc.want = "infra/dev has no kustomization.yaml"
+			}
+			_, err := Render(mustTree(t, dir), testEnv("dev"))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "\n") && tc.name != "duplicate" {
+				t.Errorf("error spans lines: %q", err)
+			}
+		})
+	}
+}
+
+func TestRenderPinsNestedAndOutsideImages(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"images/images.lock":           "health " + testDigest + "\n",
+		"infra/dev/kustomization.yaml": "resources: [cron.yaml]\n",
+		"infra/dev/cron.yaml": `apiVersion: batch/v1
+kind: CronJob
+metadata: {name: c, namespace: x}
+spec:
+  schedule: "@daily"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+          - {name: a, image: "registry.localhost:5000/health"}
+          - {name: b, image: "quay.example/tool@` + otherDigest + `"}
+`,
+	})
+	r, err := Render(mustTree(t, dir), testEnv("dev"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := r.YAML()
+	for _, s := range []string{"image: registry.localhost:5000/health@" + testDigest, "image: quay.example/tool@" + otherDigest} {
+		if !bytes.Contains(out, []byte(s)) {
+			t.Errorf("render lacks %q:\n%s", s, out)
+		}
+	}
+}
+
+// TestTreeFromCommit renders a commit's tree, not the work tree, and tells
+// a dirty work tree.
+func TestTreeFromCommit(t *testing.T) {
+	dir := writeTree(t, repoFiles(t))
+	run := func(args ...string) string {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	run("init", "-q")
+	run("add", ".")
+	run("commit", "-q", "-m", "stack")
+	head := run("rev-parse", "HEAD")
+	wt := mustTree(t, dir)
+	if wt.Commit != head || wt.Dirty {
+		t.Errorf("work tree: commit %s dirty %v, want %s clean", wt.Commit, wt.Dirty, head)
+	}
+	// Change the work tree: the commit's tree stays as committed.
+	os.WriteFile(filepath.Join(dir, "infra/development/kustomization.yaml"), []byte("resources: [../../pods/health]\n"), 0o644)
+	if !mustTree(t, dir).Dirty {
+		t.Error("changed overlay: work tree not dirty")
+	}
+	ct, err := TreeFromCommit(context.Background(), dir, "HEAD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct.Commit != head || ct.Lock["health"].String() != testDigest {
+		t.Errorf("commit tree %s lock %v", ct.Commit, ct.Lock)
+	}
+	r, err := Render(ct, testEnv("development"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := r.YAML()
+	if !bytes.Contains(out, []byte("hostPort: 2321")) {
+		t.Errorf("commit render lost the committed overlay:\n%s", out)
+	}
+	if _, err := TreeFromCommit(context.Background(), dir, "nope"); err == nil || !strings.Contains(err.Error(), `"nope" names no commit`) {
+		t.Errorf("bad rev: %v", err)
+	}
+}
+
+func TestTreeRefusesSymlinks(t *testing.T) {
+	dir := writeTree(t, map[string]string{"infra/dev/kustomization.yaml": "resources: [x.yaml]\n"})
+	os.Symlink("/etc/passwd", filepath.Join(dir, "infra/dev/x.yaml"))
+	_, err := TreeFromDir(context.Background(), dir)
+	if err == nil || !strings.Contains(err.Error(), "infra/dev/x.yaml is a symbolic link") {
+		t.Errorf("error %v", err)
+	}
+}
+
+func TestPinImage(t *testing.T) {
+	lock := image.Lock{}
+	lock["health"] = mustDigest(testDigest)
+	for _, tc := range []struct{ ref, want, name, err string }{
+		{"health", "reg:5000/health@" + testDigest, "health", ""},
+		{"reg:5000/health", "reg:5000/health@" + testDigest, "health", ""},
+		{"health@" + testDigest, "reg:5000/health@" + testDigest, "health", ""},
+		{"other.example/health@" + otherDigest, "other.example/health@" + otherDigest, "", ""},
+		{"other.example/health:1", "", "", "tag only"},
+		{"reg:5000/gitea", "", "", "tag only"},
+		{"gitea", "", "", "stack build gitea"},
+		{"", "", "", "no image"},
+	} {
+		got, name, err := PinImage(tc.ref, "reg:5000", lock)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %q", tc.ref, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want || name != tc.name {
+			t.Errorf("%q: %q %q %v, want %q %q", tc.ref, got, name, err, tc.want, tc.name)
+		}
+	}
+}
+
+func FuzzPinImage(f *testing.F) {
+	for _, s := range []string{"health", "health:1", "reg:5000/health", "a/b/c@" + testDigest, "Bad Ref", "health@sha256:12", ":", "@"} {
+		f.Add(s)
+	}
+	lock := image.Lock{"health": mustDigest(testDigest)}
+	f.Fuzz(func(t *testing.T, ref string) {
+		got, _, err := PinImage(ref, "reg:5000", lock)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
+			}
+			return
+		}
+		if !strings.Contains(got, "@sha256:") {
+			t.Errorf("%q pinned to %q, without a digest", ref, got)
+		}
+	})
+}
