@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hashbang/stack/internal/gitserve"
+	"github.com/hashbang/stack/internal/serve"
 )
 
 // newHookCmd is the command the git hooks of served repositories run:
@@ -27,9 +28,8 @@ func newHookCmd(g *globals) *cobra.Command {
 	}
 }
 
-// serveHooks are the callbacks every push goes through. For now pre-receive
-// accepts everything and post-receive does nothing; the signature policy
-// (pre-receive) and CI (post-receive) plug in here.
+// serveHooks are the callbacks every push goes through: the signature
+// policy (pre-receive) and CI (post-receive).
 func serveHooks() gitserve.Hooks {
-	return gitserve.Hooks{}
+	return serve.Hooks()
 }

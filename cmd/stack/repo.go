@@ -90,7 +90,7 @@ each [a-z0-9][a-z0-9._-]*.`,
 			return ui.Table(stdout(cmd), []string{"NAME", "BRANCH", "COMMIT", "PATH"}, rows)
 		},
 	}
-	cmd.AddCommand(create, list)
+	cmd.AddCommand(create, list, newRepoTrustCmd(g, dataDir))
 	return cmd
 }
 

@@ -50,6 +50,7 @@ cache: .cache/ in the repository unless --cache or $STACK_CACHE say otherwise.`,
 		newCICmd(g),
 		newRenderCmd(g),
 		newOverlaysCmd(g),
+		newServeCmd(g),
 	)
 	return root
 }

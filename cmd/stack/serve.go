@@ -1,0 +1,132 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hashbang/stack/internal/gitserve"
+	"github.com/hashbang/stack/internal/policy"
+	"github.com/hashbang/stack/internal/registry"
+	"github.com/hashbang/stack/internal/serve"
+	"github.com/hashbang/stack/internal/ui"
+)
+
+func newServeCmd(g *globals) *cobra.Command {
+	var cfg serve.Config
+	var data string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the self-hosted registry, git server and CI in the foreground",
+		Long: `serve runs, in one process and until SIGINT or SIGTERM:
+
+  - an OCI distribution registry (--registry-addr, default 127.0.0.1:5000);
+    anonymous pushes on loopback only, elsewhere --htpasswd is required;
+  - an SSH git server with git-shell semantics (--ssh-addr, default
+    127.0.0.1:2222) for the keys in the repository's config/admins and
+    config/developers, as config/git.yaml allows; pushes to refs the
+    signature policy protects must be signed as config/policy.yaml says,
+    trusting the root set with ` + "`stack repo trust`" + `;
+  - the CI runner: pushes and timers queue the pipelines of ci/pipelines.yaml.
+
+Everything lives under --data (default CACHE/serve): registry/, ssh/, git/, ci/.
+It prints where each part listens and the SSH host key's fingerprint.`,
+		Example: `  stack serve
+  stack serve --data /var/lib/stack --ssh-addr 127.0.0.1:22
+  stack serve --registry-addr 0.0.0.0:5000 --htpasswd /etc/stack/htpasswd`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if serve.NeedInit() {
+				code, err := serve.Init()
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "stack:", err)
+				}
+				os.Exit(code)
+			}
+			ws, err := g.workspace()
+			if err != nil {
+				return err
+			}
+			if data == "" {
+				data = serveDataDir(ws.Cache)
+			}
+			cfg.DataDir = data
+			cfg.ConfigDir = filepath.Join(ws.Root, "config")
+			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			cfg.Out = stdout(cmd)
+			srv, err := serve.New(cfg)
+			if err != nil {
+				return err
+			}
+			return srv.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&data, "data", "", "data directory (default CACHE/serve)")
+	cmd.Flags().StringVar(&cfg.RegistryAddr, "registry-addr", registry.DefaultAddr, "address the registry listens on")
+	cmd.Flags().StringVar(&cfg.Htpasswd, "htpasswd", "", "bcrypt htpasswd file: the registry asks for credentials (required off loopback)")
+	cmd.Flags().StringVar(&cfg.SSHAddr, "ssh-addr", gitserve.DefaultAddr, "address the SSH git server listens on")
+	cmd.Flags().IntVar(&cfg.CI.Concurrency, "jobs", 1, "CI jobs run at once")
+	return cmd
+}
+
+// newRepoTrustCmd is `stack repo trust`, registered by newRepoCmd.
+func newRepoTrustCmd(g *globals, dataDir func() (string, error)) *cobra.Command {
+	var key string
+	cmd := &cobra.Command{
+		Use:   "trust NAME [COMMIT]",
+		Short: "Set (or show) the trust root that pushes to protected refs must grow from",
+		Long: `A push to a ref the signature policy protects (refs/heads/production at
+least, see config/policy.yaml) is accepted only if every new commit descends
+from the repository's trust root and is signed as the policy demands, judged
+by the config/admins of its parents; the root's own config/admins is trusted.
+
+The trust root is kept in the served bare repository's git config
+(stack.policy.root, stack.policy.rootKey), outside anything a push can change.
+COMMIT is a full commit id (the commit need not be pushed yet) or a revision
+already in the repository. --key pins the SHA256 fingerprint of the admin key
+that must have signed it. Without COMMIT, the current trust root is shown.
+Until one is set, every push to a protected ref is rejected.`,
+		Example: `  stack repo trust stack 5f1c9e2d4b7a8c0e1f2a3b4c5d6e7f8091a2b3c4
+  stack repo trust stack 5f1c9e2d... --key SHA256:n3Q6a...
+  stack repo trust stack -o json`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := g.format()
+			if err != nil {
+				return err
+			}
+			dir, err := dataDir()
+			if err != nil {
+				return err
+			}
+			var root policy.TrustRoot
+			if len(args) == 2 {
+				root, err = serve.SetTrustRoot(cmd.Context(), dir, args[0], args[1], key)
+			} else if key != "" {
+				return fmt.Errorf("--key needs a COMMIT: stack repo trust %s COMMIT --key %s", args[0], key)
+			} else {
+				root, err = serve.TrustRoot(cmd.Context(), dir, args[0])
+			}
+			if err != nil {
+				return err
+			}
+			if format == ui.JSON {
+				return ui.WriteJSON(stdout(cmd), root)
+			}
+			switch {
+			case root.Commit == "":
+				_, err = fmt.Fprintf(stdout(cmd), "%s has no trust root: pushes to protected refs are rejected until `stack repo trust %s COMMIT`\n", args[0], args[0])
+			case root.Key == "":
+				_, err = fmt.Fprintf(stdout(cmd), "%s trusts %s\n", args[0], root.Commit)
+			default:
+				_, err = fmt.Fprintf(stdout(cmd), "%s trusts %s signed by %s\n", args[0], root.Commit, root.Key)
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "SHA256:... fingerprint of the admin key that signed COMMIT")
+	return cmd
+}

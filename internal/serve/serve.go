@@ -1,0 +1,268 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/hashbang/stack/internal/ci"
+	"github.com/hashbang/stack/internal/gitserve"
+	"github.com/hashbang/stack/internal/registry"
+)
+
+// Config says how to run the daemon.
+type Config struct {
+	// DataDir holds everything the daemon keeps (see the package
+	// documentation). Required; created if missing.
+	DataDir string
+	// ConfigDir is the stack repository's config/: admins, developers and
+	// git.yaml decide who may log in to the git server and what they may do.
+	ConfigDir string
+	// RegistryAddr is where the registry listens; registry.DefaultAddr if
+	// empty.
+	RegistryAddr string
+	// Htpasswd is a bcrypt htpasswd file; with it the registry asks for
+	// credentials. Required for a registry address that is not loopback.
+	Htpasswd string
+	// SSHAddr is where the git server listens; gitserve.DefaultAddr if empty.
+	SSHAddr string
+	// Executable is the stack executable the repositories' hooks run;
+	// os.Executable() if empty.
+	Executable string
+	// Logger receives the parts' logs; slog.Default() if nil.
+	Logger *slog.Logger
+	// Out receives the lines saying where each part listens; nothing is
+	// printed if nil.
+	Out io.Writer
+	// ShutdownTimeout is how long running git commands may take to finish
+	// at shutdown; 10s if zero.
+	ShutdownTimeout time.Duration
+	// CI tunes the runner; its DataDir, Repos and Logger are set by Run.
+	CI ci.Runner
+}
+
+// Server is a prepared daemon: the data directory is locked and both ports
+// are bound, so Run cannot fail for a port that is taken.
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	lock *os.File
+	reg  *registry.Registry
+	git  *gitserve.Server
+	regL net.Listener
+	gitL net.Listener
+
+	closeOnce sync.Once
+}
+
+// LockFile is the file in the data directory that the running daemon holds
+// a lock on.
+const LockFile = "serve.lock"
+
+// New checks cfg, locks the data directory and binds the registry and SSH
+// ports. Every failure is one line naming what is wrong and what to do.
+// Close releases what New took if Run is never called.
+func New(cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("serve: no data directory given")
+	}
+	if cfg.ConfigDir == "" {
+		return nil, errors.New("serve: no config directory given (the stack repository's config/)")
+	}
+	var err error
+	if cfg.DataDir, err = filepath.Abs(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(cfg.ConfigDir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("config directory %s does not exist: give --repo the stack repository whose config/ lists the admins and developers", cfg.ConfigDir)
+	}
+	if cfg.RegistryAddr == "" {
+		cfg.RegistryAddr = registry.DefaultAddr
+	}
+	if cfg.SSHAddr == "" {
+		cfg.SSHAddr = gitserve.DefaultAddr
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	if s.lock, err = lockData(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	s.reg, err = registry.New(registry.Config{
+		DataDir:      filepath.Join(cfg.DataDir, "registry"),
+		Addr:         cfg.RegistryAddr,
+		HtpasswdFile: cfg.Htpasswd,
+		Logger:       cfg.Logger.With("part", "registry"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.git, err = gitserve.New(gitserve.Config{
+		DataDir:         cfg.DataDir,
+		Addr:            cfg.SSHAddr,
+		ConfigDir:       cfg.ConfigDir,
+		Logger:          cfg.Logger.With("part", "git"),
+		Executable:      cfg.Executable,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s.regL, err = listen("registry", cfg.RegistryAddr, "--registry-addr"); err != nil {
+		return nil, err
+	}
+	if s.gitL, err = listen("git server", cfg.SSHAddr, "--ssh-addr"); err != nil {
+		return nil, err
+	}
+	ok = true
+	return s, nil
+}
+
+// lockData takes the daemon's lock on the data directory, so two daemons
+// never share one (their CI runners and registries would collide).
+func lockData(dir string) (*os.File, error) {
+	path := filepath.Join(dir, LockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock the data directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		pid, _ := io.ReadAll(io.LimitReader(f, 20))
+		f.Close()
+		holder := ""
+		if p, err := strconv.Atoi(string(pid)); err == nil {
+			holder = fmt.Sprintf(" (pid %d)", p)
+		}
+		return nil, fmt.Errorf("another stack serve%s is using the data directory %s: stop it, or give --data another directory", holder, dir)
+	}
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())), 0)
+	}
+	return f, nil
+}
+
+// listen binds addr for part, turning the usual failures into one line
+// saying what to do.
+func listen(part, addr, flag string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	switch {
+	case err == nil:
+		return l, nil
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("%s: port %s is already in use (another stack serve?): stop what listens there or choose another with %s HOST:PORT", part, addr, flag)
+	case errors.Is(err, syscall.EACCES):
+		return nil, fmt.Errorf("%s: not allowed to listen on %s (ports below 1024 need privileges): choose another with %s HOST:PORT", part, addr, flag)
+	default:
+		return nil, fmt.Errorf("%s: cannot listen on %s: %w (fix %s)", part, addr, err, flag)
+	}
+}
+
+// RegistryAddr is the address the registry listens on.
+func (s *Server) RegistryAddr() string { return s.regL.Addr().String() }
+
+// SSHAddr is the address the git server listens on.
+func (s *Server) SSHAddr() string { return s.gitL.Addr().String() }
+
+// HostKey is the git server's public host key.
+func (s *Server) HostKey() ssh.PublicKey { return s.git.HostKey() }
+
+// Close releases the ports and the data directory lock. Run does it itself.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		for _, l := range []net.Listener{s.regL, s.gitL} {
+			if l != nil {
+				l.Close()
+			}
+		}
+		if s.lock != nil {
+			s.lock.Close()
+		}
+	})
+}
+
+// Run serves until ctx ends, then stops every part and returns once all
+// have stopped: the registry finishes requests in flight, the git server
+// lets running commands finish (for ShutdownTimeout), and the CI runner
+// stops its jobs, marking them interrupted. If a part fails, the others
+// are stopped and its error returned.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	runner := s.cfg.CI
+	runner.DataDir = s.cfg.DataDir
+	runner.Repos = ci.ReposIn(gitserve.RepoRoot(s.cfg.DataDir))
+	runner.Logger = s.log.With("part", "ci")
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	start := func(f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := f(ctx)
+			if err != nil && ctx.Err() == nil {
+				cancel()
+			}
+			errc <- err
+		}()
+	}
+	start(func(ctx context.Context) error { return s.reg.Serve(ctx, s.regL) })
+	start(func(ctx context.Context) error { return s.git.Serve(ctx, s.gitL) })
+	start(runner.Run)
+
+	select {
+	case <-s.reg.Ready():
+		s.printf("registry  http://%s  %s\n", s.RegistryAddr(), s.registryAuth())
+		s.printf("git       ssh://git@%s/NAME.git  host key %s\n", s.SSHAddr(), ssh.FingerprintSHA256(s.HostKey()))
+		s.printf("ci        runner on %s\n", filepath.Join(s.cfg.DataDir, "ci"))
+		s.printf("data      %s\n", s.cfg.DataDir)
+		s.printf("ready; stop with Ctrl-C (SIGINT) or SIGTERM\n")
+	case <-ctx.Done():
+	}
+	wg.Wait()
+	close(errc)
+	var first error
+	for err := range errc {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	s.log.Info("stack serve stopped")
+	return first
+}
+
+func (s *Server) registryAuth() string {
+	if s.reg.AuthRequired() {
+		return "credentials required (htpasswd " + s.cfg.Htpasswd + ")"
+	}
+	return "no credentials: loopback only"
+}
+
+func (s *Server) printf(format string, args ...any) {
+	if s.cfg.Out != nil {
+		fmt.Fprintf(s.cfg.Out, format, args...)
+	}
+}
