@@ -21,7 +21,7 @@ type edit struct {
 // has is rewritten in place; a missing key is inserted on a new line after
 // the entry's version (or its last key), with the same indentation.
 func applyEdits(data []byte, edits []edit) ([]byte, error) {
-	lines := strings.SplitAfter(string(data), "\n")
+	lines := splitLines(string(data))
 	type insert struct {
 		after int // 0-based line index the new line follows
 		text  string
@@ -134,4 +134,22 @@ func looksNonString(v string) bool {
 	}
 	_, err := strconv.ParseFloat(v, 64)
 	return err == nil
+}
+
+// splitLines splits s after each line break as YAML counts them: "\r\n",
+// "\n" or a lone "\r".
+func splitLines(s string) []string {
+	var lines []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\n':
+		case s[i] == '\r' && (i+1 == len(s) || s[i+1] != '\n'):
+		default:
+			continue
+		}
+		lines = append(lines, s[start:i+1])
+		start = i + 1
+	}
+	return append(lines, s[start:])
 }
