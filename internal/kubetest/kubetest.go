@@ -373,4 +373,3 @@ func readyClient(pki string) (*http.Client, error) {
 		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
 	}}, nil
 }
-
