@@ -54,3 +54,18 @@ func TestReproHealth(t *testing.T) {
 		t.Errorf("health builds as %s but images/images.lock says %s", r.Builds[0].Digest, r.Locked)
 	}
 }
+
+// BenchmarkReproHealth reports the time of `stack repro health`: two
+// builds of the image with cold build caches, and their comparison.
+func BenchmarkReproHealth(b *testing.B) {
+	bin := filepath.Join(b.TempDir(), "stack")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	for b.Loop() {
+		if out, err := exec.Command(bin, "-C", root, "--cache", testCache(), "repro", "health").CombinedOutput(); err != nil {
+			b.Fatalf("stack repro health: %v\n%s", err, out)
+		}
+	}
+}
