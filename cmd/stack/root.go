@@ -51,6 +51,7 @@ cache: .cache/ in the repository unless --cache or $STACK_CACHE say otherwise.`,
 		newRenderCmd(g),
 		newOverlaysCmd(g),
 		newServeCmd(g),
+		newUpCmd(g), newDownCmd(g), newStatusCmd(g), newKubeconfigCmd(g),
 	)
 	return root
 }

@@ -24,6 +24,14 @@ func (n *Node) Down(ctx context.Context, p *ui.Progress, purge bool) error {
 	if err != nil {
 		return err
 	}
+	if len(st.Procs) == 0 && !linkExists(n.Bridge) {
+		// Nothing of ours runs: leave the host alone (another cluster's
+		// KUBE- chains are not ours to remove).
+		if purge {
+			return os.RemoveAll(n.Dir)
+		}
+		return nil
+	}
 	var errs []error
 	step := p.Start("stop node %s", n.Cluster)
 	if kubelet, ok := st.proc("kubelet"); ok {

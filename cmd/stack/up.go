@@ -1,0 +1,176 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hashbang/stack/internal/devenv"
+	"github.com/hashbang/stack/internal/node"
+	"github.com/hashbang/stack/internal/ui"
+)
+
+const defaultEnv = "development"
+
+func envArg(args []string) string {
+	if len(args) == 1 {
+		return args[0]
+	}
+	return defaultEnv
+}
+
+func newUpCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "up [ENV]",
+		Short: "Bring a development environment up: a local Kubernetes node built from locked sources, its registry, images and services",
+		Long: `up brings the local environment ENV (default development, from infra/ENV/) up on
+this machine, as root:
+
+  - fetches and verifies the node's sources (runc, containerd and the CNI
+    plugins from their pinned Debian packages; etcd and Kubernetes built from
+    their locked modules, once: later runs reuse the built binaries);
+  - uses the registry answering at 127.0.0.1:5000, or starts stack serve;
+  - builds every image of images/ and pushes it there;
+  - starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+    containerd, the kubelet and kube-proxy, each waited for until healthy,
+    with logs in CACHE/node/CLUSTER/logs/; applies the cluster DNS (CoreDNS);
+  - deploys pods/ through infra/ENV/ and waits until every workload is ready;
+  - prints the services' URLs and the kubeconfig path.
+
+Run again, it only checks what runs and re-applies what changed. stack down
+stops everything and restores the host.`,
+		Example: `  sudo stack up
+  sudo stack up development -o json`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := g.format()
+			if err != nil {
+				return err
+			}
+			ws, err := g.workspace()
+			if err != nil {
+				return err
+			}
+			e, err := devenv.Open(ws, envArg(args), progress(cmd))
+			if err != nil {
+				return err
+			}
+			res, err := e.Up(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if format == ui.JSON {
+				return ui.WriteJSON(stdout(cmd), res)
+			}
+			var names []string
+			for n := range res.Services {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			var rows [][]string
+			for _, n := range names {
+				rows = append(rows, []string{n, res.Services[n]})
+			}
+			if err := ui.Table(stdout(cmd), []string{"SERVICE", "URL"}, rows); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout(cmd), "\n%s is up: kubectl --kubeconfig %s get pods -A\n", res.Env, res.Kubeconfig)
+			return nil
+		},
+	}
+}
+
+func newDownCmd(g *globals) *cobra.Command {
+	var purge bool
+	cmd := &cobra.Command{
+		Use:   "down [ENV]",
+		Short: "Stop the local environment and restore the host as it was",
+		Long: `down stops every process stack up started (the node's components, the pods'
+containers, and stack serve if up started it), unmounts what they mounted,
+removes the iptables chains they added (KUBE-*, CNI-*), the pod bridge and its
+interfaces, restores the sysctls they changed, and checks that nothing is left.
+The cluster's data (certificates, etcd, images) stays for the next stack up,
+unless --purge.`,
+		Example: `  sudo stack down
+  sudo stack down --purge`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ws, err := g.workspace()
+			if err != nil {
+				return err
+			}
+			e, err := devenv.Open(ws, envArg(args), progress(cmd))
+			if err != nil {
+				return err
+			}
+			return e.Down(cmd.Context(), purge)
+		},
+	}
+	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the cluster's data (certificates, etcd, containerd's images)")
+	return cmd
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status [ENV]",
+		Short: "Show each component of the local environment's node: running, unhealthy or stopped",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := g.format()
+			if err != nil {
+				return err
+			}
+			ws, err := g.workspace()
+			if err != nil {
+				return err
+			}
+			e, err := devenv.Open(ws, envArg(args), nil)
+			if err != nil {
+				return err
+			}
+			st, err := e.Node.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if format == ui.JSON {
+				return ui.WriteJSON(stdout(cmd), st)
+			}
+			var rows [][]string
+			for _, s := range st {
+				pid, mem := "-", "-"
+				if s.PID > 0 {
+					pid, mem = fmt.Sprint(s.PID), ui.Size(s.RSS)
+				}
+				rows = append(rows, []string{s.Component, s.State, pid, mem, s.Log})
+			}
+			return ui.Table(stdout(cmd), []string{"COMPONENT", "STATE", "PID", "RSS", "LOG"}, rows)
+		},
+	}
+}
+
+func newKubeconfigCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "kubeconfig [ENV]",
+		Short:   "Print the path of the local environment's admin kubeconfig",
+		Example: `  kubectl --kubeconfig "$(stack kubeconfig)" get pods -A`,
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ws, err := g.workspace()
+			if err != nil {
+				return err
+			}
+			e, err := devenv.Open(ws, envArg(args), nil)
+			if err != nil {
+				return err
+			}
+			path := node.Kubeconfig(ws.Cache, e.Env.Cluster)
+			if _, err := os.Stat(path); err != nil {
+				return fmt.Errorf("%s has no kubeconfig yet (%s): run stack up %s", e.Env.Name, path, e.Env.Name)
+			}
+			fmt.Fprintln(stdout(cmd), path)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,259 @@
+// Package devenv owns bringing a development environment (an environment of
+// the local backend) up and down as one operation: the locked sources
+// fetched and the node's programs built, the registry (`stack serve`)
+// started or reused, the images built and pushed to it, the local node
+// started (internal/node), the cluster DNS applied and the environment's
+// manifests deployed, then the services' URLs printed. Down reverses it.
+package devenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/hashbang/stack/internal/build"
+	"github.com/hashbang/stack/internal/cluster"
+	"github.com/hashbang/stack/internal/deploy"
+	"github.com/hashbang/stack/internal/image"
+	"github.com/hashbang/stack/internal/node"
+	"github.com/hashbang/stack/internal/registry"
+	"github.com/hashbang/stack/internal/source"
+	"github.com/hashbang/stack/internal/ui"
+	"github.com/hashbang/stack/internal/workspace"
+)
+
+// DebSources are the Debian packages the node runs from.
+var DebSources = []string{"runc", "containerd", "cni-plugins"}
+
+// Env is a development environment on this machine.
+type Env struct {
+	WS   *workspace.Workspace
+	Env  *cluster.Environment
+	Node *node.Node
+	// Exe is the stack executable, run as `stack serve` when no registry
+	// answers.
+	Exe string
+	// RegistryAddr is where the registry listens (127.0.0.1:5000).
+	RegistryAddr string
+	Progress     *ui.Progress
+}
+
+// Open loads the environment name of the workspace; it must be of the local
+// backend.
+func Open(ws *workspace.Workspace, name string, p *ui.Progress) (*Env, error) {
+	env, err := cluster.Load(ws, name)
+	if err != nil {
+		return nil, err
+	}
+	if env.Backend != cluster.Local {
+		return nil, fmt.Errorf("environment %s runs on the %s backend: stack up brings up local environments only (use stack deploy %s)", name, env.Backend, name)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	n := node.New(ws.Cache, env.Cluster)
+	n.RegistryName = env.Registry
+	n.RegistryAddr = registry.DefaultAddr
+	return &Env{WS: ws, Env: env, Node: n, Exe: exe, RegistryAddr: registry.DefaultAddr, Progress: p}, nil
+}
+
+// Result is what Up reports.
+type Result struct {
+	Env        string            `json:"env"`
+	Kubeconfig string            `json:"kubeconfig"`
+	APIServer  string            `json:"apiServer"`
+	Services   map[string]string `json:"services"`
+}
+
+// Up brings the environment up; when it already runs and nothing changed
+// it only checks so.
+func (e *Env) Up(ctx context.Context) (*Result, error) {
+	p := e.Progress
+	// Render first: a broken overlay fails before anything starts.
+	rendered, err := e.render(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ports := hostPorts(rendered)
+	if !e.Node.Running() {
+		extra := map[int]string{}
+		for port, svc := range ports {
+			extra[port] = svc
+		}
+		if !registryUp(ctx, e.RegistryAddr) {
+			extra[portOf(e.RegistryAddr)] = "the registry (stack serve)"
+		}
+		if err := node.Preflight(extra); err != nil {
+			return nil, err
+		}
+	}
+	cfg, err := source.Load(e.WS.Sources())
+	if err != nil {
+		return nil, err
+	}
+	srcs, err := cfg.Select(DebSources)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := source.NewFetcher(e.WS, p).Fetch(ctx, srcs); err != nil {
+		return nil, err
+	}
+	e.Node.Tools = map[string]string{}
+	for _, s := range srcs {
+		dir, err := source.Extract(ctx, e.WS, s)
+		if err != nil {
+			return nil, err
+		}
+		e.Node.Tools[s.Name] = dir
+	}
+	bins := build.NewCache(e.WS, source.NewPreparer(e.WS, cfg, p), p)
+	if e.Node.Bins, err = node.Build(ctx, bins, cfg); err != nil {
+		return nil, err
+	}
+	if err := e.ensureRegistry(ctx); err != nil {
+		return nil, err
+	}
+	refs, err := e.images(ctx, bins)
+	if err != nil {
+		return nil, err
+	}
+	pause, ok := refs["pause"]
+	if !ok {
+		return nil, errors.New("images/pause is missing: the node's pod sandbox is our pause image")
+	}
+	dns, ok := refs["coredns"]
+	if !ok {
+		return nil, errors.New("images/coredns is missing: the cluster DNS is our CoreDNS image")
+	}
+	e.Node.PauseImage = pause
+	if err := e.Node.Up(ctx, p); err != nil {
+		return nil, err
+	}
+	if err := e.Node.ApplyDNS(ctx, p, dns); err != nil {
+		return nil, err
+	}
+	if err := e.deploy(ctx, rendered); err != nil {
+		return nil, err
+	}
+	res := &Result{
+		Env:        e.Env.Name,
+		Kubeconfig: e.Node.Kubeconfig(),
+		APIServer:  e.Node.APIServer(),
+		Services:   map[string]string{},
+	}
+	for port, svc := range ports {
+		res.Services[svc] = fmt.Sprintf("http://localhost:%d", port)
+	}
+	return res, nil
+}
+
+// images builds every image of images/ and pushes it to the registry,
+// returning each one's reference by digest under the environment's
+// registry name.
+func (e *Env) images(ctx context.Context, bins *build.Cache) (map[string]string, error) {
+	built, err := image.NewBuilder(e.WS, bins, e.Progress).Build(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	refs := map[string]string{}
+	layout := image.CacheLayout(e.WS.Cache)
+	for _, r := range built {
+		step := e.Progress.Start("push %s", r.Name)
+		pushed, err := registry.Push(ctx, layout, r.Name, e.RegistryAddr, registry.PushOptions{})
+		if err = step.Done(err); err != nil {
+			return nil, fmt.Errorf("push %s to %s: %w", r.Name, e.RegistryAddr, err)
+		}
+		refs[r.Name] = e.Env.Registry + "/" + r.Name + "@" + pushed.Digest
+	}
+	return refs, nil
+}
+
+// render renders infra/<env>/ over pods/.
+func (e *Env) render(ctx context.Context) (*deploy.Rendered, error) {
+	tree, err := deploy.TreeFromDir(ctx, e.WS.Root)
+	if err != nil {
+		return nil, err
+	}
+	return deploy.Render(tree, e.Env)
+}
+
+// deploy applies the rendered environment server-side and waits for every
+// Deployment to roll out.
+func (e *Env) deploy(ctx context.Context, r *deploy.Rendered) error {
+	step := e.Progress.Start("deploy %s", e.Env.Name)
+	y, err := r.YAML()
+	if err != nil {
+		return step.Done(err)
+	}
+	if _, err := e.Node.Kubectl(ctx, strings.NewReader(string(y)), "apply", "--server-side", "--field-manager=stack", "-f", "-"); err != nil {
+		return step.Done(err)
+	}
+	for _, o := range r.Objects {
+		if o.GetKind() != "Deployment" {
+			continue
+		}
+		if _, err := e.Node.Kubectl(ctx, nil, "-n", o.GetNamespace(), "rollout", "status", "deployment/"+o.GetName(), "--timeout=3m"); err != nil {
+			return step.Done(fmt.Errorf("%w (kubectl -n %s describe pod; kubelet log: %s)", err, o.GetNamespace(), e.Node.LogPath("kubelet")))
+		}
+	}
+	return step.Done(nil)
+}
+
+// Down takes the environment down: the node, then the registry if Up
+// started it.
+func (e *Env) Down(ctx context.Context, purge bool) error {
+	err := e.Node.Down(ctx, e.Progress, purge)
+	if serr := e.stopServe(); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+// serveState is where Up records the `stack serve` it started.
+func (e *Env) serveState() string { return filepath.Join(e.Node.Dir, "serve.pid") }
+
+func registryUp(ctx context.Context, addr string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v2/", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized
+}
+
+func portOf(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	var n int
+	fmt.Sscanf(p, "%d", &n)
+	return n
+}
+
+// hostPorts are the ports the rendered workloads publish on the host
+// (containers' hostPort), by port, with the name of their workload.
+func hostPorts(r *deploy.Rendered) map[int]string {
+	out := map[int]string{}
+	for _, o := range r.Objects {
+		containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+		for _, c := range containers {
+			ports, _, _ := unstructured.NestedSlice(c.(map[string]any), "ports")
+			for _, p := range ports {
+				if hp, ok, _ := unstructured.NestedInt64(p.(map[string]any), "hostPort"); ok && hp > 0 {
+					out[int(hp)] = o.GetName()
+				}
+			}
+		}
+	}
+	return out
+}
