@@ -15,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/hashbang/stack/internal/atomicfile"
 	"github.com/hashbang/stack/internal/build"
 	"github.com/hashbang/stack/internal/ui"
 	"github.com/hashbang/stack/internal/workspace"
@@ -174,7 +175,7 @@ func (b *Builder) one(ctx context.Context, def *Definition, epoch time.Time) (*R
 	if err := os.MkdirAll(filepath.Dir(keyFile), 0o755); err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(keyFile, []byte(inputs+" "+h.String()+"\n")); err != nil {
+	if err := atomicfile.WriteFile(keyFile, []byte(inputs+" "+h.String()+"\n"), 0o644); err != nil {
 		return nil, err
 	}
 	return result(def.Name, img, false)

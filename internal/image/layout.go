@@ -22,6 +22,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/hashbang/stack/internal/atomicfile"
 )
 
 // RefName is the annotation naming an image in an OCI layout's index.
@@ -80,7 +82,7 @@ func (l Layout) Put(name string, img v1.Image) (v1.Hash, error) {
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	if err := writeAtomic(filepath.Join(l.Dir, "index.json"), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(l.Dir, "index.json"), append(b, '\n'), 0o644); err != nil {
 		return v1.Hash{}, fmt.Errorf("write %s index: %w", l.Dir, err)
 	}
 	return desc.Digest, nil
@@ -101,11 +103,11 @@ func (l Layout) init() (layout.Path, error) {
 	defer unlock()
 	if _, err := os.Stat(filepath.Join(l.Dir, "index.json")); errors.Is(err, fs.ErrNotExist) {
 		idx := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}` + "\n")
-		if err := writeAtomic(filepath.Join(l.Dir, "index.json"), idx); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(l.Dir, "index.json"), idx, 0o644); err != nil {
 			return "", fmt.Errorf("create OCI layout %s: %w", l.Dir, err)
 		}
 	}
-	if err := writeAtomic(filepath.Join(l.Dir, "oci-layout"), ociLayout); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(l.Dir, "oci-layout"), ociLayout, 0o644); err != nil {
 		return "", fmt.Errorf("create OCI layout %s: %w", l.Dir, err)
 	}
 	return layout.Path(l.Dir), nil
@@ -179,26 +181,6 @@ func (l Layout) Image(name string) (v1.Image, error) {
 		return nil, err
 	}
 	return pick(imgs, name, l.Dir)
-}
-
-func writeAtomic(file string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), file)
 }
 
 // WriteTarball writes img as an OCI layout tarball (what `skopeo inspect

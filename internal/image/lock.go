@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/hashbang/stack/internal/atomicfile"
 )
 
 // LockFile is the committed record of every image's digest, relative to
@@ -81,5 +83,5 @@ func (l Lock) Bytes() []byte {
 
 // Write writes the lock into imagesDir atomically.
 func (l Lock) Write(imagesDir string) error {
-	return writeAtomic(filepath.Join(imagesDir, LockFile), l.Bytes())
+	return atomicfile.WriteFile(filepath.Join(imagesDir, LockFile), l.Bytes(), 0o644)
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/hashbang/stack/internal/atomicfile"
 )
 
 // DevRegistryName is the name images deployed to the development cluster
@@ -145,7 +147,7 @@ func WriteMirrors(path string, mirrors ...Mirror) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := writeFileAtomic(path, b, 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, b, 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
@@ -241,7 +243,7 @@ func WriteHosts(configPath string, mirrors ...Mirror) error {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("write hosts.toml for %s: %w", m.Name, err)
 		}
-		if err := writeFileAtomic(filepath.Join(dir, "hosts.toml"), b, 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, "hosts.toml"), b, 0o644); err != nil {
 			return fmt.Errorf("write hosts.toml for %s: %w", m.Name, err)
 		}
 	}

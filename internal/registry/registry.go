@@ -28,6 +28,8 @@ import (
 	// The auth and storage implementations the registry is configured with.
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+
+	"github.com/hashbang/stack/internal/atomicfile"
 )
 
 // DefaultAddr is where the registry listens unless told otherwise: the
@@ -292,7 +294,7 @@ func loadSecret(path string) (string, error) {
 			return "", fmt.Errorf("generate http secret: %w", err)
 		}
 		s := hex.EncodeToString(raw[:])
-		if err := writeFileAtomic(path, []byte(s+"\n"), 0o600); err != nil {
+		if err := atomicfile.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
 			return "", fmt.Errorf("write http secret: %w", err)
 		}
 		return s, nil
@@ -312,29 +314,6 @@ func loadSecret(path string) (string, error) {
 		return "", fmt.Errorf("http secret %s is too short (%d characters): delete it and a new one is made", path, len(s))
 	}
 	return s, nil
-}
-
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory, so path is either absent or complete.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // newInstanceID returns a random id naming one Registry in this process.

@@ -7,8 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashbang/stack/internal/cache"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/hashbang/stack/internal/cache"
 
 	"github.com/hashbang/stack/internal/workspace"
 )

@@ -13,6 +13,8 @@ import (
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/semver"
+
+	"github.com/hashbang/stack/internal/atomicfile"
 )
 
 // A gomod source is built from a small consumer module that requires it:
@@ -57,10 +59,10 @@ func (l *Lock) Write(dir, name string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(modPath, l.Mod); err != nil {
+	if err := atomicfile.WriteFile(modPath, l.Mod, 0o644); err != nil {
 		return err
 	}
-	return writeFileAtomic(sumPath, l.Sum)
+	return atomicfile.WriteFile(sumPath, l.Sum, 0o644)
 }
 
 // Materialize writes the consumer module into dir, ready for go commands.
@@ -273,26 +275,4 @@ func consumerModule(s *Source, upstream []byte) ([]byte, error) {
 	}
 	f.Cleanup()
 	return f.Format()
-}
-
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory, so that readers see the old content or the new, never a part.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

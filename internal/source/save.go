@@ -8,6 +8,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/hashbang/stack/internal/atomicfile"
 	"github.com/hashbang/stack/internal/cache"
 	"github.com/hashbang/stack/internal/workspace"
 )
@@ -89,5 +90,5 @@ func writeFileAtomicMkdir(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, data)
+	return atomicfile.WriteFile(path, data, 0o644)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/mod/semver"
 
+	"github.com/hashbang/stack/internal/atomicfile"
 	"github.com/hashbang/stack/internal/cache"
 	"github.com/hashbang/stack/internal/ui"
 	"github.com/hashbang/stack/internal/workspace"
@@ -103,7 +104,7 @@ func (u *Updater) Update(ctx context.Context, names []string, version string) ([
 		}
 	}
 	if !bytes.Equal(out, data) {
-		if err := writeFileAtomic(path, out); err != nil {
+		if err := atomicfile.WriteFile(path, out, 0o644); err != nil {
 			return nil, err
 		}
 	}
