@@ -222,6 +222,23 @@ func (d *daemon) run(key, dir string, name string, args ...string) (string, erro
 	return string(out), err
 }
 
+// runIn runs a program with extra environment and stdin, bounded in time.
+func (d *daemon) runIn(dir string, extraEnv []string, stdin, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(d.env("admin"), extraEnv...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out) + stderr.String(), err
+	}
+	return string(out), nil
+}
+
 // git runs git as the admin and fails the test on error.
 func (d *daemon) git(dir string, args ...string) string {
 	d.t.Helper()
