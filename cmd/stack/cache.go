@@ -42,11 +42,7 @@ them like any download.`,
 		Use:   "add [NAME...]",
 		Short: "Copy fetched sources, verified, into the in-repo cache",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ws, cfg, err := loadSources(g)
-			if err != nil {
-				return err
-			}
-			srcs, err := cfg.Select(args)
+			ws, srcs, err := selectSources(g, args)
 			if err != nil {
 				return err
 			}

@@ -33,6 +33,16 @@ func loadSources(g *globals) (*workspace.Workspace, *source.Config, error) {
 	return ws, cfg, err
 }
 
+// selectSources is loadSources, then the named sources (all when none).
+func selectSources(g *globals, names []string) (*workspace.Workspace, []*source.Source, error) {
+	ws, cfg, err := loadSources(g)
+	if err != nil {
+		return nil, nil, err
+	}
+	srcs, err := cfg.Select(names)
+	return ws, srcs, err
+}
+
 func newSourcesListCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
@@ -81,11 +91,7 @@ not cached are not errors.`,
 			if err != nil {
 				return err
 			}
-			ws, cfg, err := loadSources(g)
-			if err != nil {
-				return err
-			}
-			srcs, err := cfg.Select(args)
+			ws, srcs, err := selectSources(g, args)
 			if err != nil {
 				return err
 			}
@@ -130,11 +136,7 @@ the in-repo cache (cache/) are taken from there first.`,
 			if err != nil {
 				return err
 			}
-			ws, cfg, err := loadSources(g)
-			if err != nil {
-				return err
-			}
-			srcs, err := cfg.Select(args)
+			ws, srcs, err := selectSources(g, args)
 			if err != nil {
 				return err
 			}
