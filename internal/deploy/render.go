@@ -52,11 +52,16 @@ func Render(t *Tree, env *cluster.Environment) (*Rendered, error) {
 	r := &Rendered{Env: env.Name, Commit: t.Commit, Dirty: t.Dirty, Images: map[string]string{}}
 	seen := map[string]bool{}
 	for _, res := range m.Resources() {
-		obj, err := res.Map()
+		// Through JSON, so that numbers are int64 or float64 as in objects
+		// read from the API server.
+		data, err := res.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("render infra/%s: %w", env.Name, err)
 		}
-		u := &unstructured.Unstructured{Object: obj}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(data); err != nil {
+			return nil, fmt.Errorf("render infra/%s: %w", env.Name, err)
+		}
 		if u.GetAPIVersion() == "" || u.GetKind() == "" || u.GetName() == "" {
 			return nil, fmt.Errorf("render infra/%s: an object lacks apiVersion, kind or metadata.name: %.200s", env.Name, oneLine(u))
 		}

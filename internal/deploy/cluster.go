@@ -1,0 +1,127 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"github.com/hashbang/stack/internal/cluster"
+	"github.com/hashbang/stack/internal/node"
+	"github.com/hashbang/stack/internal/workspace"
+)
+
+// FieldManager is the name stack applies objects under; the API server
+// records it as the owner of every field stack sets.
+const FieldManager = "stack"
+
+// Cluster is a connection to an environment's Kubernetes API.
+type Cluster struct {
+	// Server is the API server's URL, for messages.
+	Server string
+	Client client.Client
+	Mapper meta.RESTMapper
+}
+
+// KubeconfigPath returns the kubeconfig file of env: override when set;
+// for the local backend the kubeconfig `stack up` writes
+// (CACHE/node/CLUSTER/kubeconfig); for kubeconfig and baremetal backends
+// the environment's file.
+func KubeconfigPath(ws *workspace.Workspace, env *cluster.Environment, override string) (string, error) {
+	if override != "" {
+		return override, nil
+	}
+	switch env.Backend {
+	case cluster.Local:
+		p := node.Kubeconfig(ws.Cache, env.Cluster)
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("environment %s: cluster %s is not up (no %s): run `stack up` first, or pass --kubeconfig", env.Name, env.Cluster, p)
+		}
+		return p, nil
+	case cluster.Kubeconfig, cluster.Baremetal:
+		p := env.Kubeconfig
+		if !filepath.IsAbs(p) {
+			p = ws.Path(filepath.FromSlash(p))
+		}
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("environment %s: kubeconfig %s: %w: write it, or pass --kubeconfig", env.Name, env.Kubeconfig, errors.Unwrap(err))
+		}
+		return p, nil
+	}
+	return "", fmt.Errorf("environment %s: deploying to the %s backend is not supported yet: pass --kubeconfig with the cluster's kubeconfig", env.Name, env.Backend)
+}
+
+// LoadConfig reads a kubeconfig file's current context.
+func LoadConfig(kubeconfig string) (*rest.Config, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+	}
+	return cfg, nil
+}
+
+// Connect checks that the API server answers (within ten seconds) and
+// returns a client for it.
+func Connect(ctx context.Context, cfg *rest.Config) (*Cluster, error) {
+	cfg = rest.CopyConfig(cfg)
+	if cfg.QPS == 0 {
+		cfg.QPS, cfg.Burst = 100, 200
+	}
+	cfg.WarningHandlerWithContext = rest.NoWarnings{}
+	probe := rest.CopyConfig(cfg)
+	probe.Timeout = 10 * time.Second
+	dc, err := discovery.NewDiscoveryClientForConfig(probe)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", cfg.Host, err)
+	}
+	if _, err := dc.ServerVersion(); err != nil {
+		return nil, fmt.Errorf("cluster %s is unreachable: %v: is it up, and is the kubeconfig right?", cfg.Host, err)
+	}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, hc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", cfg.Host, err)
+	}
+	c, err := client.New(cfg, client.Options{HTTPClient: hc, Mapper: mapper})
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", cfg.Host, err)
+	}
+	return &Cluster{Server: cfg.Host, Client: c, Mapper: mapper}, nil
+}
+
+
+// namespaced tells whether objects of u's kind live in namespaces. A kind
+// the cluster does not know yet may be defined by a CRD among crds.
+func (c *Cluster) namespaced(u *unstructured.Unstructured, crds []*unstructured.Unstructured) (bool, error) {
+	gvk := u.GroupVersionKind()
+	m, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err == nil {
+		return m.Scope.Name() == meta.RESTScopeNameNamespace, nil
+	}
+	if !meta.IsNoMatchError(err) {
+		return false, fmt.Errorf("%s: %w", KeyOf(u), err)
+	}
+	for _, crd := range crds {
+		group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "kind")
+		if (schema.GroupKind{Group: group, Kind: kind}) == gvk.GroupKind() {
+			scope, _, _ := unstructured.NestedString(crd.Object, "spec", "scope")
+			return scope == "Namespaced", nil
+		}
+	}
+	return false, fmt.Errorf("%s: the cluster has no kind %s in %s: add its CustomResourceDefinition, or fix apiVersion", KeyOf(u), gvk.Kind, gvk.GroupVersion())
+}

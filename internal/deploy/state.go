@@ -1,0 +1,244 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/hashbang/stack/internal/gitserve"
+)
+
+// StateBranch is the branch of a state repo that holds what is live.
+const StateBranch = "refs/heads/" + gitserve.DefaultBranch
+
+// Files of a state repo besides the objects.
+const (
+	RecordFile    = "_stack/deploy.yaml"
+	InventoryFile = "_stack/inventory"
+)
+
+// Deploy statuses, as the Stack-Status trailer records them.
+const (
+	// StatusDeployed: every object applied, pruned and ready.
+	StatusDeployed = "deployed"
+	// StatusFailed: the deploy changed the cluster and then failed (an
+	// object not ready in time, a prune refused): the commit holds what is
+	// live, not what was rendered.
+	StatusFailed = "failed"
+	// StatusDrift: the drift check found live objects changed behind
+	// stack's back and recorded them.
+	StatusDrift = "drift"
+)
+
+// State is the state repo of one cluster: a bare git repository whose
+// StateBranch always holds what is live.
+type State struct {
+	// Dir is the bare repository.
+	Dir string
+}
+
+// StateRepoName is the repository name `stack serve` serves a cluster's
+// state repo under: state/CLUSTER.
+func StateRepoName(cluster string) string { return "state/" + cluster }
+
+// OpenState opens the state repo of cluster under the data directory of
+// `stack serve`, creating it when missing.
+func OpenState(dataDir, cluster string) (*State, error) {
+	name := StateRepoName(cluster)
+	dir := filepath.Join(gitserve.RepoRoot(dataDir), filepath.FromSlash(name)+".git")
+	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err == nil {
+		return &State{Dir: dir}, nil
+	}
+	repo, err := gitserve.Create(dataDir, name)
+	if err != nil {
+		return nil, fmt.Errorf("state repo of cluster %s: %w", cluster, err)
+	}
+	return &State{Dir: repo.Path}, nil
+}
+
+// Record is _stack/deploy.yaml: what the last deploy deployed.
+type Record struct {
+	Environment string            `yaml:"environment" json:"environment"`
+	Cluster     string            `yaml:"cluster" json:"cluster"`
+	Commit      string            `yaml:"commit" json:"commit"`
+	Dirty       bool              `yaml:"dirty,omitempty" json:"dirty,omitempty"`
+	Images      map[string]string `yaml:"images,omitempty" json:"images,omitempty"`
+}
+
+// ParseRecord parses _stack/deploy.yaml.
+func ParseRecord(data []byte) (*Record, error) {
+	var r Record
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("%s: %s", RecordFile, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if r.Environment == "" || r.Cluster == "" {
+		return nil, fmt.Errorf("%s: environment and cluster are required", RecordFile)
+	}
+	if r.Commit != "" && !isHex(r.Commit) {
+		return nil, fmt.Errorf("%s: commit %q is not a commit id", RecordFile, r.Commit)
+	}
+	return &r, nil
+}
+
+func isHex(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Snapshot is one commit of a state repo.
+type Snapshot struct {
+	Commit    string
+	Record    *Record
+	Inventory Inventory
+	// Files are the object files by path.
+	Files map[string][]byte
+}
+
+// Head returns the latest snapshot, or nil for a repo without deploys.
+func (s *State) Head(ctx context.Context) (*Snapshot, error) {
+	out, err := git(ctx, s.Dir, nil, "rev-parse", "--verify", "-q", StateBranch)
+	if err != nil {
+		return nil, nil
+	}
+	commit := strings.TrimSpace(string(out))
+	files, err := gitFiles(ctx, s.Dir, commit)
+	if err != nil {
+		return nil, fmt.Errorf("state repo %s: %w", s.Dir, err)
+	}
+	snap := &Snapshot{Commit: commit, Files: map[string][]byte{}}
+	for p, data := range files {
+		switch {
+		case p == RecordFile:
+			if snap.Record, err = ParseRecord(data); err != nil {
+				return nil, fmt.Errorf("state repo %s at %.12s: %w", s.Dir, commit, err)
+			}
+		case p == InventoryFile:
+			if snap.Inventory, err = ParseInventory(InventoryFile, data); err != nil {
+				return nil, fmt.Errorf("state repo %s at %.12s: %w", s.Dir, commit, err)
+			}
+		case strings.HasPrefix(p, "_stack/"):
+		default:
+			snap.Files[p] = data
+		}
+	}
+	if snap.Record == nil {
+		return nil, fmt.Errorf("state repo %s at %.12s has no %s: it was not written by stack", s.Dir, commit, RecordFile)
+	}
+	return snap, nil
+}
+
+// Person is who deployed: a git identity.
+type Person struct {
+	Name, Email string
+}
+
+func (p Person) String() string { return p.Name + " <" + p.Email + ">" }
+
+// Commit is what a state repo commit records.
+type Commit struct {
+	Record    *Record
+	Inventory Inventory
+	// Files are the objects by path (Key.Path), as YAML.
+	Files   map[string][]byte
+	Subject string
+	Body    string
+	Status  string
+	By      Person
+	Time    time.Time
+}
+
+// Write commits c as the new head of StateBranch, replacing the whole
+// tree, and returns the commit id. It fails, changing nothing, if the
+// branch moved since parent was read (parent "" for the first commit).
+func (s *State) Write(ctx context.Context, parent string, c *Commit) (string, error) {
+	rec, err := yaml.Marshal(c.Record)
+	if err != nil {
+		return "", err
+	}
+	files := map[string][]byte{RecordFile: rec, InventoryFile: c.Inventory.Bytes()}
+	for p, d := range c.Files {
+		files[p] = d
+	}
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+
+	msg := c.Subject + "\n"
+	if c.Body != "" {
+		msg += "\n" + strings.TrimRight(c.Body, "\n") + "\n"
+	}
+	msg += "\nStack-Environment: " + c.Record.Environment +
+		"\nStack-Cluster: " + c.Record.Cluster +
+		"\nStack-Source-Commit: " + orNone(c.Record.Commit)
+	if c.Record.Dirty {
+		msg += "\nStack-Source-Dirty: true"
+	}
+	msg += "\nStack-Status: " + c.Status + "\nStack-Deployed-By: " + c.By.String() + "\n"
+
+	when := c.Time
+	if when.IsZero() {
+		when = time.Now()
+	}
+	sig := fmt.Sprintf("%s <%s> %d +0000", oneLineText(c.By.Name), oneLineText(c.By.Email), when.Unix())
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "commit %s\nauthor %s\ncommitter %s\ndata %d\n%s", StateBranch, sig, sig, len(msg), msg)
+	if parent != "" {
+		fmt.Fprintf(&b, "from %s\n", parent)
+	}
+	b.WriteString("deleteall\n")
+	for _, p := range paths {
+		fmt.Fprintf(&b, "M 100644 inline %s\ndata %d\n", p, len(files[p]))
+		b.Write(files[p])
+		b.WriteString("\n")
+	}
+	b.WriteString("done\n")
+	if parent == "" {
+		if _, err := git(ctx, s.Dir, nil, "rev-parse", "--verify", "-q", StateBranch); err == nil {
+			return "", errors.New("state repo: another deploy wrote the first commit meanwhile: run again")
+		}
+	}
+	if _, err := git(ctx, s.Dir, &b, "fast-import", "--quiet", "--done"); err != nil {
+		return "", fmt.Errorf("state repo %s: %w", s.Dir, err)
+	}
+	out, err := git(ctx, s.Dir, nil, "rev-parse", "--verify", StateBranch)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// oneLineText keeps a name or address from breaking the commit header.
+func oneLineText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '<' || r == '>' || r == 0 {
+			return ' '
+		}
+		return r
+	}, s)
+}
