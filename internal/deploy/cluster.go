@@ -103,7 +103,6 @@ func Connect(ctx context.Context, cfg *rest.Config) (*Cluster, error) {
 	return &Cluster{Server: cfg.Host, Client: c, Mapper: mapper}, nil
 }
 
-
 // namespaced tells whether objects of u's kind live in namespaces. A kind
 // the cluster does not know yet may be defined by a CRD among crds.
 func (c *Cluster) namespaced(u *unstructured.Unstructured, crds []*unstructured.Unstructured) (bool, error) {

@@ -256,7 +256,7 @@ func fakeDeploymentController(t testing.TB, c client.Client, ns string) {
 // Service and a Deployment, and infra/ENV over it.
 func appFiles(env, ns string) map[string]string {
 	return map[string]string{
-		"images/images.lock": "health " + testDigest + "\n",
+		"images/images.lock":          "health " + testDigest + "\n",
 		"pods/app/kustomization.yaml": "namespace: " + ns + "\nresources: [namespace.yaml, config.yaml, service.yaml, deployment.yaml]\n",
 		"pods/app/namespace.yaml":     "apiVersion: v1\nkind: Namespace\nmetadata: {name: " + ns + "}\n",
 		"pods/app/config.yaml":        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {greeting: hello}\n",
