@@ -50,6 +50,8 @@ cache: .cache/ in the repository unless --cache or $STACK_CACHE say otherwise.`,
 		newCICmd(g),
 		newRenderCmd(g),
 		newOverlaysCmd(g),
+		newDeployCmd(g),
+		newDiffCmd(g),
 		newServeCmd(g),
 		newUpCmd(g), newDownCmd(g), newStatusCmd(g), newKubeconfigCmd(g),
 	)
