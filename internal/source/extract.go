@@ -16,7 +16,6 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/opencontainers/go-digest"
 	"github.com/ulikunitz/xz"
 
 	"github.com/hashbang/stack/internal/cache"
@@ -26,34 +25,35 @@ import (
 // ToolsDir is where extracted sources live: <cache>/tools.
 func ToolsDir(ws *workspace.Workspace) string { return filepath.Join(ws.Cache, "tools") }
 
-// ExtractedDir is the directory a deb source is (or would be) unpacked in:
-// <cache>/tools/<name>-<first 12 hex digits of its hash>. The hash in the
-// name means a new version never reuses an old tree.
+// ExtractedDir is the directory a deb or npm source is (or would be)
+// unpacked in: <cache>/tools/<name>-<first 12 hex digits of its hash>. The
+// hash in the name means a new version never reuses an old tree.
 func ExtractedDir(ws *workspace.Workspace, s *Source) string {
-	hex := strings.TrimPrefix(s.Hash, "sha256:")
+	hex := s.Digest().Encoded()
 	if len(hex) > 12 {
 		hex = hex[:12]
 	}
 	return filepath.Join(ToolsDir(ws), s.Name+"-"+hex)
 }
 
-// Extract unpacks the data of a fetched deb source into ExtractedDir and
-// returns that directory. It is done once: an existing directory is
+// Extract unpacks the data of a fetched deb source, or the package
+// directory of a fetched npm tarball, into ExtractedDir and returns that
+// directory. It is done once: an existing directory is
 // returned as it is. The .deb is verified against its pin first; the tree
 // is written to a temporary directory and renamed into place only when
 // complete, so a failed extraction leaves nothing behind. Paths that would
 // land outside the directory, links through which later entries would, and
 // device files are refused.
 func Extract(ctx context.Context, ws *workspace.Workspace, s *Source) (string, error) {
-	if s.Kind != Deb {
-		return "", fmt.Errorf("extract %s: kind %s, only deb sources are extracted", s.Name, s.Kind)
+	if s.Kind != Deb && s.Kind != Npm {
+		return "", fmt.Errorf("extract %s: kind %s, only deb and npm sources are extracted", s.Name, s.Kind)
 	}
 	dir := ExtractedDir(ws, s)
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 		return dir, nil
 	}
 	store := &cache.Store{Dir: ws.Cache}
-	d := digest.Digest(s.Hash)
+	d := s.Digest()
 	if err := store.Verify(d); err != nil {
 		if cache.IsNotExist(err) {
 			return "", fmt.Errorf("extract %s: not in the cache: run `stack sources fetch %s`", s.Name, s.Name)
@@ -73,7 +73,11 @@ func Extract(ctx context.Context, ws *workspace.Workspace, s *Source) (string, e
 		return "", fmt.Errorf("extract %s: %w", s.Name, err)
 	}
 	defer f.Close()
-	if err := ExtractDeb(ctx, f, tmp); err != nil {
+	extract := ExtractDeb
+	if s.Kind == Npm {
+		extract = ExtractNpm
+	}
+	if err := extract(ctx, f, tmp); err != nil {
 		return "", fmt.Errorf("extract %s (%s): %w", s.Name, store.Path(d), err)
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
@@ -87,6 +91,43 @@ func Extract(ctx context.Context, ws *workspace.Workspace, s *Source) (string, e
 		return "", fmt.Errorf("extract %s: %w", s.Name, err)
 	}
 	return dir, nil
+}
+
+// ExtractNpm unpacks the npm package tarball (.tgz) read from r into the
+// existing directory dir: the content of the tarball's one top-level
+// directory (package/ as npm writes it) becomes the content of dir.
+func ExtractNpm(ctx context.Context, r io.Reader, dir string) error {
+	z, err := gzip.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("not an npm package tarball: %w", err)
+	}
+	defer z.Close()
+	tmp, err := os.MkdirTemp(dir, ".tgz-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := extractTar(ctx, z, tmp); err != nil {
+		return err
+	}
+	top, err := os.ReadDir(tmp)
+	if err != nil {
+		return err
+	}
+	if len(top) != 1 || !top[0].IsDir() {
+		return fmt.Errorf("not an npm package tarball: want one top-level directory, found %d entries", len(top))
+	}
+	root := filepath.Join(tmp, top[0].Name())
+	inner, err := os.ReadDir(root)
+	if err != nil {
+		return err
+	}
+	for _, e := range inner {
+		if err := os.Rename(filepath.Join(root, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ExtractDeb unpacks the data archive (data.tar, .tar.xz, .tar.zst or

@@ -85,8 +85,8 @@ func (f *Fetcher) fetch(ctx context.Context, s *Source, step *ui.Step) (string, 
 	switch s.Kind {
 	case GoMod:
 		return f.fetchGoMod(ctx, s)
-	case Deb, Archive:
-		d := digest.Digest(s.Hash)
+	case Deb, Archive, Npm:
+		d := s.Digest()
 		if err := f.local.Verify(d); err == nil {
 			return Cached, nil
 		} else if !cache.IsNotExist(err) {
@@ -101,8 +101,11 @@ func (f *Fetcher) fetch(ctx context.Context, s *Source, step *ui.Step) (string, 
 			}
 			return FromRepo, nil
 		}
-		if s.Kind == Deb {
+		switch s.Kind {
+		case Deb:
 			return Fetched, f.fetchDeb(ctx, s, d)
+		case Npm:
+			return Fetched, f.fetchNpm(ctx, s, d)
 		}
 		return Fetched, f.fetchArchive(ctx, s, d, step)
 	}

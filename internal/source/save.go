@@ -6,8 +6,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/opencontainers/go-digest"
-
 	"github.com/hashbang/stack/internal/atomicfile"
 	"github.com/hashbang/stack/internal/cache"
 	"github.com/hashbang/stack/internal/workspace"
@@ -25,7 +23,7 @@ func Save(ctx context.Context, ws *workspace.Workspace, srcs []*Source) (int, er
 			return n, ctx.Err()
 		}
 		if s.Kind != GoMod {
-			d := digest.Digest(s.Hash)
+			d := s.Digest()
 			if !local.Has(d) {
 				return n, fmt.Errorf("save %s: not in the cache: run `stack sources fetch %s` first", s.Name, s.Name)
 			}

@@ -6,16 +6,18 @@
 // offline, and updating sources to new releases while keeping the file's
 // comments and order.
 //
-// Three kinds of source exist:
+// Four kinds of source exist:
 //
 //   - gomod: a Go module at a version, pinned by its h1: module hash, with its
 //     dependency graph pinned by a go.sum-style lock, fetched with the go
 //     command's own proxy settings;
 //   - deb: a Debian package at an exact version, pinned by the sha256 of its
 //     .deb, fetched with apt-get download;
-//   - archive: a URL to a tarball, pinned by sha256.
+//   - archive: a URL to a tarball, pinned by sha256;
+//   - npm: an npm package at an exact version, pinned by the integrity
+//     (sha512) the registry publishes for its tarball, fetched with npm pack.
 //
-// For gomod and deb the file pins what (name, version, hash), never where
+// For gomod, deb and npm the file pins what (name, version, hash), never where
 // from: the machine's package clients decide that.
 package source
 
@@ -33,17 +35,19 @@ const (
 	GoMod   Kind = "gomod"
 	Deb     Kind = "deb"
 	Archive Kind = "archive"
+	Npm     Kind = "npm"
 )
 
 // Kinds lists the known kinds in the order they are documented.
-var Kinds = []Kind{GoMod, Deb, Archive}
+var Kinds = []Kind{GoMod, Deb, Archive, Npm}
 
 // Source is one entry of sources.yaml.
 type Source struct {
 	Name    string `json:"name"`
 	Kind    Kind   `json:"kind"`
 	Version string `json:"version"`
-	// Hash pins the content: "h1:<base64>" for gomod, "sha256:<hex>" otherwise.
+	// Hash pins the content: "h1:<base64>" for gomod, "sha512-<base64>" (the
+	// registry's integrity) or "sha256:<hex>" for npm, "sha256:<hex>" otherwise.
 	Hash string `json:"hash"`
 	// Track, when set, is a version prefix that update stays within
 	// (for example "v1.36." keeps Kubernetes on its 1.36 line).
@@ -60,7 +64,7 @@ type Source struct {
 	// directories do not exist and the published versions stand in.
 	ReplaceLocal string `json:"replaceLocal,omitempty"`
 
-	// Package is the Debian package name (deb).
+	// Package is the Debian package name (deb) or the npm package name (npm).
 	Package string `json:"package,omitempty"`
 	// Arch is the Debian architecture (deb); amd64 when not given.
 	Arch string `json:"arch,omitempty"`
@@ -91,6 +95,8 @@ func (s *Source) Ref() string {
 		return s.Module + "@" + s.Version
 	case Deb:
 		return s.Package + "=" + s.Version
+	case Npm:
+		return s.Package + "@" + s.Version
 	default:
 		return s.ArchiveURL()
 	}

@@ -150,6 +150,13 @@ func (u *Updater) resolve(ctx context.Context, s *Source, version string) (*Sour
 			return nil, nil, err
 		}
 		return &next, nil, u.pin(&next, file)
+	case Npm:
+		if version == "" {
+			if next.Version, err = latestNpm(ctx, s); err != nil {
+				return nil, nil, err
+			}
+		}
+		return &next, nil, u.pinNpm(ctx, tmp, &next)
 	case Archive:
 		if version == "" && !strings.Contains(s.URL, "{version}") && s.Hash != "" {
 			return nil, nil, fmt.Errorf("an archive has no release feed: pass --version, with {version} in its url")

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/opencontainers/go-digest"
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb/dirhash"
 
@@ -68,8 +67,8 @@ func verifyOne(ctx context.Context, ws *workspace.Workspace, s *Source) Status {
 		st.Problems = append(st.Problems, Problem{Source: s.Name, Item: item, Msg: err.Error()})
 	}
 	switch s.Kind {
-	case Deb, Archive:
-		d := digest.Digest(s.Hash)
+	case Deb, Archive, Npm:
+		d := s.Digest()
 		for _, store := range []*cache.Store{{Dir: ws.Cache}, {Dir: ws.RepoCache()}} {
 			err := store.Verify(d)
 			if cache.IsNotExist(err) {
@@ -213,7 +212,7 @@ func zipPath(modCache string, m module.Version) string {
 // is in the local cache. Verify says whether they are intact.
 func IsCached(ws *workspace.Workspace, s *Source) bool {
 	if s.Kind != GoMod {
-		return (&cache.Store{Dir: ws.Cache}).Has(digest.Digest(s.Hash))
+		return (&cache.Store{Dir: ws.Cache}).Has(s.Digest())
 	}
 	lock, err := ReadLock(ws.Locks(), s.Name)
 	if err != nil {
