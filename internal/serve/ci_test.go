@@ -40,7 +40,7 @@ var queuedRE = regexp.MustCompile(`remote: ci: queued job (\S+): (\S+) at ([0-9a
 func TestServeCIPush(t *testing.T) {
 	d := newDaemon(t)
 	work := ciRepo(t, d, "pipelines:\n  test:\n    run: ci/test\n    on:\n      push: [\"refs/heads/*\"]\n",
-		map[string]string{"test": "echo \"checkout $(git rev-parse HEAD)\"\necho \"env $STACK_CI_COMMIT $STACK_CI_REF\"\n"})
+		map[string]string{"test": "echo \"checkout $(git rev-parse HEAD)\"\necho \"env $STACK_CI_COMMIT $STACK_CI_REF $STACK_REGISTRY\"\n"})
 	d.start()
 	head := d.git(work, "rev-parse", "HEAD")
 	out := d.git(work, "push", "origin", "HEAD:refs/heads/main")
@@ -63,7 +63,7 @@ func TestServeCIPush(t *testing.T) {
 	if err != nil {
 		t.Fatalf("stack ci logs: %v\n%s", err, logs)
 	}
-	for _, want := range []string{"checkout " + head, "env " + head + " refs/heads/main"} {
+	for _, want := range []string{"checkout " + head, "env " + head + " refs/heads/main " + d.regAddr} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %q:\n%s", want, logs)
 		}

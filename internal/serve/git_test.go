@@ -5,7 +5,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestServeGit clones and pushes over ssh:// through a real stack serve and
@@ -70,6 +72,17 @@ func TestServeGit(t *testing.T) {
 	}
 	if got := d.serverRev("stack", "refs/heads/main"); got != head {
 		t.Errorf("served main moved to %q", got)
+	}
+
+	// SIGINT (Ctrl-C) stops it cleanly.
+	d.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("stack serve did not stop within 30s of SIGINT")
+	}
+	if !d.cmd.ProcessState.Success() || !strings.Contains(d.out.String(), "stack serve stopped") {
+		t.Errorf("SIGINT: exit %v\n%s", d.cmd.ProcessState, d.out.String())
 	}
 }
 

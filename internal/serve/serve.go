@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -48,7 +49,8 @@ type Config struct {
 	// ShutdownTimeout is how long running git commands may take to finish
 	// at shutdown; 10s if zero.
 	ShutdownTimeout time.Duration
-	// CI tunes the runner; its DataDir, Repos and Logger are set by Run.
+	// CI tunes the runner; its DataDir, Repos and Logger are set by Run,
+	// and STACK_REGISTRY (the registry's address) is added to its Env.
 	CI ci.Runner
 }
 
@@ -215,6 +217,7 @@ func (s *Server) Run(ctx context.Context) error {
 	runner.DataDir = s.cfg.DataDir
 	runner.Repos = ci.ReposIn(gitserve.RepoRoot(s.cfg.DataDir))
 	runner.Logger = s.log.With("part", "ci")
+	runner.Env = append(slices.Clip(runner.Env), "STACK_REGISTRY="+s.RegistryAddr())
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
