@@ -110,6 +110,9 @@ func TestServePortTaken(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		l.Close()
 		last := lastLine(string(out))
+		if strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
+			t.Errorf("%s taken: want one line, got:\n%s", tc.flag, out)
+		}
 		if err == nil || !strings.Contains(last, "port "+tc.taken+" is already in use") || !strings.Contains(last, tc.flag) {
 			t.Errorf("%s taken: %v, last line %q\n%s", tc.flag, err, last, out)
 		}

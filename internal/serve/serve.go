@@ -111,6 +111,12 @@ func New(cfg Config) (*Server, error) {
 	if s.lock, err = lockData(cfg.DataDir); err != nil {
 		return nil, err
 	}
+	if s.regL, err = listen("registry", cfg.RegistryAddr, "--registry-addr"); err != nil {
+		return nil, err
+	}
+	if s.gitL, err = listen("git server", cfg.SSHAddr, "--ssh-addr"); err != nil {
+		return nil, err
+	}
 	s.reg, err = registry.New(registry.Config{
 		DataDir:      filepath.Join(cfg.DataDir, "registry"),
 		Addr:         cfg.RegistryAddr,
@@ -129,12 +135,6 @@ func New(cfg Config) (*Server, error) {
 		ShutdownTimeout: cfg.ShutdownTimeout,
 	})
 	if err != nil {
-		return nil, err
-	}
-	if s.regL, err = listen("registry", cfg.RegistryAddr, "--registry-addr"); err != nil {
-		return nil, err
-	}
-	if s.gitL, err = listen("git server", cfg.SSHAddr, "--ssh-addr"); err != nil {
 		return nil, err
 	}
 	ok = true
