@@ -46,6 +46,10 @@ type Spec struct {
 	LDFlags []string
 	// Tags are build tags.
 	Tags []string
+	// Env are KEY=value settings over the clean environment, for builds that
+	// need cgo (CGO_ENABLED=1, CC, CGO_CFLAGS): a later setting of a key
+	// wins over the default.
+	Env []string
 }
 
 // Platform is the only target for now.
@@ -163,7 +167,7 @@ func (g Go) Build(ctx context.Context, spec Spec) error {
 
 	cmd := exec.CommandContext(ctx, gobin, Args(spec, tmp.Name())...)
 	cmd.Dir = dir
-	cmd.Env = g.Env(home, gocache, gomodcache)
+	cmd.Env = append(g.Env(home, gocache, gomodcache), spec.Env...)
 	var stderr bytes.Buffer
 	cmd.Stdout = &stderr
 	cmd.Stderr = &stderr

@@ -37,6 +37,10 @@ type Binary struct {
 	Main    string
 	LDFlags []string
 	Tags    []string
+	// Recipe, when set, names a build recipe (see Recipes) that makes the
+	// program from Source instead of a plain go build: gitea, whose web
+	// assets are built first and whose sqlite driver needs cgo.
+	Recipe string
 }
 
 // Name is the file name the binary is built as.
@@ -72,6 +76,9 @@ func (c *Cache) Dir() string { return filepath.Join(c.ws.Cache, "bin") }
 func (c *Cache) Binary(ctx context.Context, b Binary) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if b.Recipe != "" {
+		return c.recipe(ctx, b)
+	}
 	// The key is made from pins and locks alone, so that a cached binary is
 	// found without fetching or hashing its sources; they are fetched and
 	// verified only when the binary has to be built.

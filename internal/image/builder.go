@@ -125,7 +125,7 @@ func (b *Builder) one(ctx context.Context, def *Definition, epoch time.Time) (*R
 	key := sha256.New()
 	fmt.Fprintf(key, "%s\n%s\n%d\n", builderVersion, def.Digest(), epoch.Unix())
 	for _, bin := range def.AllBinaries() {
-		path, err := b.bins.Binary(ctx, build.Binary{Source: bin.Source, Package: bin.Package, LDFlags: bin.LDFlags, Tags: bin.Tags})
+		path, err := b.bins.Binary(ctx, build.Binary{Source: bin.Source, Package: bin.Package, LDFlags: bin.LDFlags, Tags: bin.Tags, Recipe: bin.Recipe})
 		if err != nil {
 			return nil, err
 		}

@@ -16,6 +16,10 @@
 //	    path: /bin/kubelet
 //	    ldflags: [-X=k8s.io/component-base/version.gitVersion=v1.36.3]
 //	    tags: [providerless]
+//	  - source: gitea           # recipe: built by a recipe of package build
+//	    package: code.gitea.io/gitea
+//	    recipe: gitea
+//	    path: /bin/gitea
 //	files:
 //	  - path: /etc/passwd
 //	    mode: 0644              # octal; default 0644
@@ -54,11 +58,14 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/hashbang/stack/internal/build"
 )
 
 // FileName is the name of a definition file inside images/<name>/.
@@ -104,7 +111,10 @@ type Binary struct {
 	Path    string   `json:"path"`
 	LDFlags []string `json:"ldflags,omitempty"`
 	Tags    []string `json:"tags,omitempty"`
-	Line    int      `json:"-"`
+	// Recipe names a build recipe of package build (gitea) that makes the
+	// program from Source instead of a plain go build.
+	Recipe string `json:"recipe,omitempty"`
+	Line   int    `json:"-"`
 }
 
 // File is a file put into the image from the definition.
@@ -700,6 +710,7 @@ func (d *decoder) binaryEntry(def *Definition, n *yaml.Node) error {
 		"path":    func(n *yaml.Node) (err error) { b.Path, err = d.path(n, "path"); return err },
 		"ldflags": func(n *yaml.Node) (err error) { b.LDFlags, err = d.strs(n, "ldflags"); return err },
 		"tags":    func(n *yaml.Node) (err error) { b.Tags, err = d.strs(n, "tags"); return err },
+		"recipe":  func(n *yaml.Node) (err error) { b.Recipe, err = d.str(n, "recipe"); return err },
 	})
 	if err != nil {
 		return err
@@ -713,6 +724,10 @@ func (d *decoder) binaryEntry(def *Definition, n *yaml.Node) error {
 		return d.errf(n, "binary package %q: without source, package must be ./path inside this repository", b.Package)
 	case b.Source != "" && !nameRE.MatchString(b.Source):
 		return d.errf(n, "binary source %q is not a source name", b.Source)
+	case b.Recipe != "" && !slices.Contains(build.Recipes(), b.Recipe):
+		return d.errf(n, "binary recipe %q is not known: use one of %s, or remove it for a plain go build", b.Recipe, strings.Join(build.Recipes(), ", "))
+	case b.Recipe != "" && b.Source == "":
+		return d.errf(n, "binary recipe %s needs the source it builds (source: NAME)", b.Recipe)
 	case b.Source != "" && !importRE.MatchString(b.Package):
 		return d.errf(n, "binary package %q: with source, package must be an import path inside that module", b.Package)
 	}
