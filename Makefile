@@ -24,10 +24,10 @@ up: deps stack
 	$(STACK) sources verify
 	$(STACK) sources fetch
 	$(STACK) sources verify
-	@echo "up: sources fetched and verified; the development cluster (stack up) is not built yet"
+	$(STACK) up
 
 down: stack
-	@echo "down: there is no development cluster to take down yet (stack up is not built yet)"
+	$(STACK) down
 
 vet:
 	$(GO) vet ./...

@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -76,7 +78,7 @@ type Result struct {
 
 // Up brings the environment up; when it already runs and nothing changed
 // it only checks so.
-func (e *Env) Up(ctx context.Context) (*Result, error) {
+func (e *Env) Up(ctx context.Context) (_ *Result, err error) {
 	p := e.Progress
 	// Render first: a broken overlay fails before anything starts.
 	rendered, err := e.render(ctx)
@@ -119,10 +121,22 @@ func (e *Env) Up(ctx context.Context) (*Result, error) {
 	if e.Node.Bins, err = node.Build(ctx, bins, cfg); err != nil {
 		return nil, err
 	}
-	if err := e.ensureRegistry(ctx); err != nil {
+	startedServe, err := e.ensureRegistry(ctx)
+	if err != nil {
 		return nil, err
 	}
-	refs, err := e.images(ctx, bins)
+	// Nothing half-started: if this run started stack serve and then
+	// fails, it stops it again (the node's Up cleans up after itself).
+	defer func() {
+		if err != nil && startedServe {
+			e.stopServe()
+		}
+	}()
+	names := []string{"pause", "coredns"}
+	for name := range rendered.Images {
+		names = append(names, name)
+	}
+	refs, err := e.images(ctx, bins, names)
 	if err != nil {
 		return nil, err
 	}
@@ -156,11 +170,13 @@ func (e *Env) Up(ctx context.Context) (*Result, error) {
 	return res, nil
 }
 
-// images builds every image of images/ and pushes it to the registry,
-// returning each one's reference by digest under the environment's
-// registry name.
-func (e *Env) images(ctx context.Context, bins *build.Cache) (map[string]string, error) {
-	built, err := image.NewBuilder(e.WS, bins, e.Progress).Build(ctx, nil)
+// images builds the named images of images/ and pushes them to the
+// registry, returning each one's reference by digest under the
+// environment's registry name.
+func (e *Env) images(ctx context.Context, bins *build.Cache, names []string) (map[string]string, error) {
+	sort.Strings(names)
+	names = slices.Compact(names)
+	built, err := image.NewBuilder(e.WS, bins, e.Progress).Build(ctx, names)
 	if err != nil {
 		return nil, err
 	}

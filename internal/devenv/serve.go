@@ -15,11 +15,17 @@ import (
 
 // ensureRegistry uses the registry answering at RegistryAddr, or starts
 // `stack serve` detached (its own session, outliving stack up), records its
-// PID and waits for the registry to answer.
-func (e *Env) ensureRegistry(ctx context.Context) error {
+// PID and waits for the registry to answer. It reports whether it started
+// stack serve.
+func (e *Env) ensureRegistry(ctx context.Context) (bool, error) {
 	if registryUp(ctx, e.RegistryAddr) {
-		return nil
+		return false, nil
 	}
+	err := e.startServe(ctx)
+	return err == nil, err
+}
+
+func (e *Env) startServe(ctx context.Context) error {
 	step := e.Progress.Start("start stack serve (registry at %s)", e.RegistryAddr)
 	logPath := e.Node.LogPath("serve")
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {

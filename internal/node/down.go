@@ -35,13 +35,19 @@ func (n *Node) Down(ctx context.Context, p *ui.Progress, purge bool) error {
 	var errs []error
 	step := p.Start("stop node %s", n.Cluster)
 	if kubelet, ok := st.proc("kubelet"); ok {
-		errs = append(errs, kubelet.Stop(15*time.Second))
+		errs = append(errs, kubelet.Stop(10*time.Second))
 	}
 	if ctd, ok := st.proc("containerd"); ok && ctd.Alive() {
 		n.removeContainers(ctx)
 	}
 	for i := len(st.Procs) - 1; i >= 0; i-- {
-		errs = append(errs, st.Procs[i].Stop(15*time.Second))
+		// A development cluster's API server need not drain its
+		// watches: its state is in etcd, which gets longer to flush.
+		grace := 5 * time.Second
+		if st.Procs[i].Component == "etcd" {
+			grace = 15 * time.Second
+		}
+		errs = append(errs, st.Procs[i].Stop(grace))
 	}
 	// Whatever is left of the pods: their processes (in the kubelet's
 	// cgroups) and the shims of our containerd (which carry its socket).
@@ -55,6 +61,9 @@ func (n *Node) Down(ctx context.Context, p *ui.Progress, purge bool) error {
 	var herrs []error
 	herrs = append(herrs, unmountAll(n.Dir))
 	herrs = append(herrs, cleanIptables())
+	if st.Tables != nil {
+		dropNewTables(st.Tables)
+	}
 	if st.BridgeCreated || len(st.Procs) > 0 {
 		herrs = append(herrs, n.deleteLinks())
 	}

@@ -420,3 +420,57 @@ func pidsWithArg(arg string) []int {
 	}
 	return out
 }
+
+// iptablesTables lists the tables iptables and ip6tables hold now, as
+// "iptables nat", "ip6tables filter", ...: with iptables-nft they are
+// nftables tables, which the node's components create when the host had
+// none.
+func iptablesTables() []string {
+	var out []string
+	for _, family := range []string{"iptables", "ip6tables"} {
+		save, err := exec.Command(family + "-save").Output()
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(save), "\n") {
+			if strings.HasPrefix(l, "*") {
+				out = append(out, family+" "+l[1:])
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// dropNewTables deletes the iptables tables that did not exist before the
+// node started (before) and hold no rule now. Only iptables-nft tables can
+// be deleted; with legacy iptables they stay, empty.
+func dropNewTables(before []string) {
+	had := map[string]bool{}
+	for _, t := range before {
+		had[t] = true
+	}
+	for _, family := range []string{"iptables", "ip6tables"} {
+		save, err := exec.Command(family + "-save").Output()
+		if err != nil {
+			continue
+		}
+		rules := map[string]int{}
+		table := ""
+		for _, l := range strings.Split(string(save), "\n") {
+			switch {
+			case strings.HasPrefix(l, "*"):
+				table = l[1:]
+				rules[table] += 0
+			case strings.HasPrefix(l, "-A "):
+				rules[table]++
+			}
+		}
+		nftFamily := map[string]string{"iptables": "ip", "ip6tables": "ip6"}[family]
+		for t, n := range rules {
+			if n == 0 && !had[family+" "+t] {
+				run("nft", "delete", "table", nftFamily, t)
+			}
+		}
+	}
+}

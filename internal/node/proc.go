@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -22,6 +24,9 @@ type Proc struct {
 	PID       int    `json:"pid"`
 	Start     uint64 `json:"start"`
 	Log       string `json:"log"`
+	// Config hashes the command line and configuration files the process
+	// started with; a process whose configuration changed is restarted.
+	Config string `json:"config"`
 }
 
 // component is one program of the node and how to tell it is healthy.
@@ -32,6 +37,22 @@ type component struct {
 	Health func(ctx context.Context) error
 	// Wait is how long the component may take to become healthy.
 	Wait time.Duration
+	// Files are the configuration files it reads at start.
+	Files []string
+}
+
+// configHash hashes what c starts with: its command line, environment and
+// configuration files.
+func (c component) configHash() string {
+	h := sha256.New()
+	for _, a := range append(append([]string{}, c.Args...), c.Env...) {
+		fmt.Fprintf(h, "%d:%s\n", len(a), a)
+	}
+	for _, f := range c.Files {
+		data, _ := os.ReadFile(f)
+		fmt.Fprintf(h, "%s %d:%s\n", f, len(data), data)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // startProc starts c detached (its own session, outliving stack), output
@@ -55,7 +76,7 @@ func (n *Node) startProc(c component) (Proc, error) {
 	if err := cmd.Start(); err != nil {
 		return Proc{}, fmt.Errorf("start %s: %w (log: %s)", c.Name, err, logPath)
 	}
-	p := Proc{Component: c.Name, PID: cmd.Process.Pid, Log: logPath}
+	p := Proc{Component: c.Name, PID: cmd.Process.Pid, Log: logPath, Config: c.configHash()}
 	p.Start, _ = startTime(p.PID)
 	// Reap it if it dies while stack is still running; once stack exits,
 	// init adopts it.

@@ -31,11 +31,15 @@ type State struct {
 	Created []string `json:"created,omitempty"`
 	// BridgeCreated says the bridge was made by the node.
 	BridgeCreated bool `json:"bridgeCreated"`
+	// Tables are the iptables tables that existed before the first start;
+	// Down deletes the others once they are empty.
+	Tables []string `json:"tables"`
 }
 
-// hostPaths are paths outside the data directory that containerd 1.6 and
-// libcni write to whatever their configuration says.
-var hostPaths = []string{"/run/containerd", "/var/lib/cni"}
+// hostPaths are paths outside the data directory that containerd 1.6
+// (shim sockets), libcni (its cache) and the kubelet (device-plugins,
+// container log links) write to whatever their configuration says.
+var hostPaths = []string{"/run/containerd", "/var/lib/cni", "/var/lib/kubelet", "/var/log/containers"}
 
 func (n *Node) statePath() string { return n.path("state.json") }
 
@@ -118,6 +122,7 @@ func (n *Node) Up(ctx context.Context, p *ui.Progress) error {
 			}
 		}
 		st.BridgeCreated = !linkExists(n.Bridge)
+		st.Tables = append([]string{}, iptablesTables()...) // [] even when none: recorded
 		if err := n.writeState(st); err != nil {
 			return err
 		}
@@ -151,9 +156,11 @@ func (n *Node) Up(ctx context.Context, p *ui.Progress) error {
 			hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			herr := c.Health(hctx)
 			cancel()
-			if herr == nil {
+			if herr == nil && proc.Config == c.configHash() {
 				continue
 			}
+			// Unhealthy, or started with another configuration
+			// (a new build, a new pause image): restart it.
 			if err := proc.Stop(10 * time.Second); err != nil {
 				return fail(err)
 			}
@@ -285,6 +292,7 @@ func (n *Node) components() []component {
 		{
 			Name:   "containerd",
 			Args:   []string{tool("containerd", containerdPath), "--config", n.path("containerd", "config.toml")},
+			Files:  []string{n.path("containerd", "config.toml")},
 			Env:    []string{"PATH=" + tool("containerd", "usr/bin") + ":" + tool("runc", "usr/sbin") + ":/usr/sbin:/usr/bin:/sbin:/bin"},
 			Health: socketHealth(n.containerdSocket()),
 		},
@@ -295,12 +303,14 @@ func (n *Node) components() []component {
 				"--root-dir=" + n.path("kubelet", "root"), "--cert-dir=" + n.path("kubelet", "pki"),
 				"--node-ip=" + n.Addr, "--hostname-override=" + n.Name,
 			},
+			Files:  []string{etc("kubelet.yaml")},
 			Health: httpHealth(nil, "http://127.0.0.1:10248/healthz"),
 			Wait:   2 * time.Minute,
 		},
 		{
 			Name:   "kube-proxy",
 			Args:   []string{bin("kube-proxy"), "--config=" + etc("kube-proxy.yaml")},
+			Files:  []string{etc("kube-proxy.yaml")},
 			Health: httpHealth(nil, "http://127.0.0.1:10256/livez"),
 		},
 	}
