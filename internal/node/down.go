@@ -202,24 +202,13 @@ func (n *Node) Status(ctx context.Context) ([]ComponentStatus, error) {
 		}
 		out = append(out, cs)
 	}
-	return out, nil
-}
-
-// RSS is the resident memory of the node's processes and of the shims and
-// containers they started, in bytes.
-func (n *Node) RSS() int64 {
-	st, err := n.ReadState()
-	if err != nil {
-		return 0
-	}
-	var total int64
-	for _, p := range st.Procs {
-		if p.Alive() {
-			total += rss(p.PID)
+	// The pods' containers and their shims, started by containerd.
+	if pids := append(cgroupPIDs(), pidsWithArg(n.containerdSocket())...); len(pids) > 0 {
+		cs := ComponentStatus{Component: "pods and shims", State: fmt.Sprintf("%d processes", len(pids)), Log: n.path("kubelet", "pod-logs")}
+		for _, pid := range pids {
+			cs.RSS += rss(pid)
 		}
+		out = append(out, cs)
 	}
-	for _, pid := range append(cgroupPIDs(), pidsWithArg(n.containerdSocket())...) {
-		total += rss(pid)
-	}
-	return total
+	return out, nil
 }
