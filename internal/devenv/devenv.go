@@ -13,6 +13,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -158,6 +160,9 @@ func (e *Env) Up(ctx context.Context) (_ *Result, err error) {
 	if err := e.deploy(ctx, rendered); err != nil {
 		return nil, err
 	}
+	if err := e.waitPorts(ctx, ports); err != nil {
+		return nil, err
+	}
 	res := &Result{
 		Env:        e.Env.Name,
 		Kubeconfig: e.Node.Kubeconfig(),
@@ -202,26 +207,77 @@ func (e *Env) render(ctx context.Context) (*deploy.Rendered, error) {
 	return deploy.Render(tree, e.Env)
 }
 
-// deploy applies the rendered environment server-side and waits for every
-// Deployment to roll out.
+// deploy deploys the rendered environment with the deploy engine
+// (server-side apply, prune, wait for readiness) and records it in the
+// cluster's state repo, served by stack serve.
 func (e *Env) deploy(ctx context.Context, r *deploy.Rendered) error {
 	step := e.Progress.Start("deploy %s", e.Env.Name)
-	y, err := r.YAML()
+	cfg, err := deploy.LoadConfig(e.Node.Kubeconfig())
 	if err != nil {
 		return step.Done(err)
 	}
-	if _, err := e.Node.Kubectl(ctx, strings.NewReader(string(y)), "apply", "--server-side", "--field-manager=stack", "-f", "-"); err != nil {
+	c, err := deploy.Connect(ctx, cfg)
+	if err != nil {
 		return step.Done(err)
 	}
-	for _, o := range r.Objects {
-		if o.GetKind() != "Deployment" {
-			continue
-		}
-		if _, err := e.Node.Kubectl(ctx, nil, "-n", o.GetNamespace(), "rollout", "status", "deployment/"+o.GetName(), "--timeout=3m"); err != nil {
-			return step.Done(fmt.Errorf("%w (kubectl -n %s describe pod; kubelet log: %s)", err, o.GetNamespace(), e.Node.LogPath("kubelet")))
-		}
+	state, err := deploy.OpenState(filepath.Join(e.WS.Cache, "serve"), e.Env.Cluster)
+	if err != nil {
+		return step.Done(err)
+	}
+	d := &deploy.Deployer{Env: e.Env, Cluster: c, State: state, By: person(ctx, e.WS.Root)}
+	if _, err := d.Deploy(ctx, r, deploy.Options{Timeout: 3 * time.Minute}); err != nil {
+		return step.Done(fmt.Errorf("%w (kubelet log: %s)", err, e.Node.LogPath("kubelet")))
 	}
 	return step.Done(nil)
+}
+
+// waitPorts waits until every published host port answers HTTP: after a
+// restart a Deployment's status can say ready before its new pod serves.
+func (e *Env) waitPorts(ctx context.Context, ports map[int]string) error {
+	for port, svc := range ports {
+		step := e.Progress.Start("wait for %s on http://localhost:%d", svc, port)
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			req, _ := http.NewRequestWithContext(rctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/", port), nil)
+			resp, err := http.DefaultClient.Do(req)
+			cancel()
+			if err == nil {
+				resp.Body.Close()
+				step.Done(nil)
+				break
+			}
+			if time.Now().After(deadline) {
+				return step.Done(fmt.Errorf("%s does not answer on http://localhost:%d: %v (kubectl --kubeconfig %s describe pods -A; kubelet log: %s)", svc, port, err, e.Node.Kubeconfig(), e.Node.LogPath("kubelet")))
+			}
+			select {
+			case <-ctx.Done():
+				return step.Done(ctx.Err())
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// person is who deploys: the repository's git identity, else the user.
+func person(ctx context.Context, dir string) deploy.Person {
+	get := func(key string) string {
+		out, _ := exec.CommandContext(ctx, "git", "-C", dir, "config", key).Output()
+		return strings.TrimSpace(string(out))
+	}
+	p := deploy.Person{Name: get("user.name"), Email: get("user.email")}
+	if p.Name == "" {
+		p.Name = "stack up"
+		if u, err := user.Current(); err == nil {
+			p.Name = u.Username
+		}
+	}
+	if p.Email == "" {
+		host, _ := os.Hostname()
+		p.Email = strings.ReplaceAll(p.Name, " ", "-") + "@" + host
+	}
+	return p
 }
 
 // Down takes the environment down: the node, then the registry if Up
