@@ -7,10 +7,12 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"github.com/fluxcd/pkg/ssa"
+	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -108,16 +110,15 @@ func (d *Deployer) printf(format string, args ...any) {
 
 // plan is what validation found.
 type plan struct {
-	objs      []*unstructured.Unstructured
-	live      map[string]*unstructured.Unstructured // by Key.ID, nil when absent
-	deferred  []*unstructured.Unstructured          // in namespaces created by this deploy
-	recreate  map[string]bool
-	takenOver map[string][]string
-	prune     []*unstructured.Unstructured // live objects to delete
-	last      *Snapshot
-	oldInv    Inventory
-	newInv    Inventory
-	results   map[string]*ObjectResult
+	objs     []*unstructured.Unstructured
+	live     map[string]*unstructured.Unstructured // by Key.ID, nil when absent
+	final    map[string]*unstructured.Unstructured // as last read while waiting
+	deferred []*unstructured.Unstructured          // in namespaces created by this deploy
+	prune    []*unstructured.Unstructured          // live objects to delete
+	last     *Snapshot
+	oldInv   Inventory
+	newInv   Inventory
+	results  map[string]*ObjectResult
 }
 
 // Deploy applies r to the cluster: validate everything (server-side dry
@@ -185,7 +186,11 @@ func (d *Deployer) Deploy(ctx context.Context, r *Rendered, opts Options) (*Resu
 	if len(rec.Images) == 0 {
 		rec.Images = nil
 	}
-	id, serr := d.record(ctx, p.last, rec, inv, subject, body, res.Status)
+	known := p.final
+	if err != nil {
+		known = nil // what failed may still be changing: read it all again
+	}
+	id, serr := d.record(ctx, p.last, rec, inv, known, subject, body, res.Status)
 	res.StateCommit = id
 	if serr != nil {
 		err = errors.Join(err, serr)
@@ -206,7 +211,7 @@ func short(commit string) string {
 // plan reads the state, gates protected environments and validates every
 // object with a server-side dry run. Nothing is written.
 func (d *Deployer) plan(ctx context.Context, r *Rendered, opts Options) (*plan, error) {
-	p := &plan{live: map[string]*unstructured.Unstructured{}, recreate: map[string]bool{}, takenOver: map[string][]string{}, results: map[string]*ObjectResult{}}
+	p := &plan{live: map[string]*unstructured.Unstructured{}, final: map[string]*unstructured.Unstructured{}, results: map[string]*ObjectResult{}}
 	var err error
 	if p.last, err = d.State.Head(ctx); err != nil {
 		return nil, err
@@ -263,19 +268,16 @@ func (d *Deployer) plan(ctx context.Context, r *Rendered, opts Options) (*plan, 
 		p.oldInv = p.last.Inventory.Union(p.oldInv)
 	}
 
+	if p.live, err = d.Cluster.getAll(ctx, p.newInv); err != nil {
+		return nil, err
+	}
 	newNamespaces := map[string]bool{}
-	var errs []error
 	for _, u := range p.objs {
-		k := KeyOf(u)
-		live, err := d.Cluster.get(ctx, k)
-		if err != nil {
-			return nil, err
-		}
-		p.live[k.ID()] = live
-		if u.GetKind() == "Namespace" && u.GetAPIVersion() == "v1" && live == nil {
+		if u.GetKind() == "Namespace" && u.GetAPIVersion() == "v1" && p.live[KeyOf(u).ID()] == nil {
 			newNamespaces[u.GetName()] = true
 		}
 	}
+	var now []*unstructured.Unstructured
 	for _, u := range p.objs {
 		k := KeyOf(u)
 		res := &ObjectResult{Object: k.String(), Action: "unchanged"}
@@ -286,21 +288,21 @@ func (d *Deployer) plan(ctx context.Context, r *Rendered, opts Options) (*plan, 
 			res.Message = "validated once namespace " + u.GetNamespace() + " exists"
 			continue
 		}
-		if err := d.check(ctx, p, u, opts); err != nil {
-			errs = append(errs, err)
-		}
+		now = append(now, u)
 	}
-	if len(errs) > 0 {
+	if errs := d.checkAll(ctx, p, now, opts); len(errs) > 0 {
 		return nil, fmt.Errorf("nothing applied: %d of %d objects refused:\n%w", len(errs), len(p.objs), errors.Join(errs...))
 	}
 
 	// Prune: objects deployed before, no longer rendered, still applied by
 	// stack (an object someone else took over is left alone).
-	for _, k := range p.oldInv.Minus(p.newInv) {
-		live, err := d.Cluster.get(ctx, k)
-		if err != nil {
-			return nil, err
-		}
+	gone := p.oldInv.Minus(p.newInv)
+	goneLive, err := d.Cluster.getAll(ctx, gone)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range gone {
+		live := goneLive[k.ID()]
 		if live == nil || !appliedBy(live, FieldManager) {
 			continue
 		}
@@ -310,19 +312,43 @@ func (d *Deployer) plan(ctx context.Context, r *Rendered, opts Options) (*plan, 
 	return p, nil
 }
 
+// checkAll checks objs concurrently and returns the refusals in objs'
+// order.
+func (d *Deployer) checkAll(ctx context.Context, p *plan, objs []*unstructured.Unstructured, opts Options) []error {
+	errs := make([]error, len(objs))
+	var mu sync.Mutex // guards p's maps
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(concurrency)
+	for i, u := range objs {
+		g.Go(func() error {
+			errs[i] = d.check(gctx, &mu, p, u, opts)
+			return nil
+		})
+	}
+	g.Wait()
+	var out []error
+	for _, err := range errs {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	return out
+}
+
 // check validates u by a server-side dry-run apply without taking fields
 // from other managers, and notes what applying it would do.
-func (d *Deployer) check(ctx context.Context, p *plan, u *unstructured.Unstructured, opts Options) error {
+func (d *Deployer) check(ctx context.Context, mu *sync.Mutex, p *plan, u *unstructured.Unstructured, opts Options) error {
 	k := KeyOf(u)
+	mu.Lock()
 	res := p.results[k.ID()]
 	live := p.live[k.ID()]
+	mu.Unlock()
 	dry := u.DeepCopy()
 	err := d.Cluster.Client.Patch(ctx, dry, client.Apply, client.FieldOwner(FieldManager), client.DryRunAll)
 	if conflicts := conflictsOf(err); len(conflicts) > 0 {
 		if !opts.ForceConflicts {
 			return fmt.Errorf("%s: %s: take them over with --force-conflicts, or stop setting them in the overlay", k, strings.Join(conflicts, "; "))
 		}
-		p.takenOver[k.ID()] = conflicts
 		res.TakenOver = conflicts
 		dry = u.DeepCopy()
 		err = d.Cluster.Client.Patch(ctx, dry, client.Apply, client.FieldOwner(FieldManager), client.DryRunAll, client.ForceOwnership)
@@ -330,7 +356,6 @@ func (d *Deployer) check(ctx context.Context, p *plan, u *unstructured.Unstructu
 	if err != nil {
 		if live != nil && isImmutable(err) {
 			if opts.Force || u.GetAnnotations()[RecreateAnnotation] == "true" {
-				p.recreate[k.ID()] = true
 				res.Action = "recreated"
 				return nil
 			}
@@ -355,19 +380,17 @@ func (d *Deployer) check(ctx context.Context, p *plan, u *unstructured.Unstructu
 // back) as it was.
 func (d *Deployer) apply(ctx context.Context, p *plan, opts Options) (applied bool, err error) {
 	mgr := ssa.NewResourceManager(d.Cluster.Client, nil, ssa.Owner{Field: FieldManager, Group: "stack.hashbang.sh"})
-	mgr.SetConcurrency(4)
+	mgr.SetConcurrency(concurrency)
 	aopts := ssa.DefaultApplyOptions()
 	aopts.Force = opts.Force
 	aopts.ForceSelector = map[string]string{RecreateAnnotation: "true"}
 	aopts.WaitTimeout = opts.Timeout
 	aopts.WaitInterval = opts.Interval
 
-	var defs, rest []*unstructured.Unstructured
+	var defs []*unstructured.Unstructured
 	for _, u := range p.objs {
 		if isDefinition(u) {
 			defs = append(defs, u)
-		} else {
-			rest = append(rest, u)
 		}
 	}
 	var created []*unstructured.Unstructured
@@ -390,14 +413,16 @@ func (d *Deployer) apply(ctx context.Context, p *plan, opts Options) (applied bo
 	}
 	// Objects in namespaces this deploy created could not be validated
 	// before; they are now, before any of them is written.
-	var errs []error
-	for _, u := range p.deferred {
-		if err := d.check(ctx, p, u, opts); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) > 0 {
+	if errs := d.checkAll(ctx, p, p.deferred, opts); len(errs) > 0 {
 		return false, d.rollback(ctx, mgr, created, fmt.Errorf("nothing applied: %d of %d objects refused:\n%w", len(errs), len(p.objs), errors.Join(errs...)))
+	}
+	// Validation told what changes: only those objects are applied, the
+	// unchanged ones are not even sent.
+	var rest []*unstructured.Unstructured
+	for _, u := range p.objs {
+		if !isDefinition(u) && p.results[KeyOf(u).ID()].Action != "unchanged" {
+			rest = append(rest, u)
+		}
 	}
 	if len(rest) > 0 {
 		cs, err := mgr.ApplyAll(ctx, copies(rest), aopts)
@@ -498,14 +523,42 @@ func (d *Deployer) prune(ctx context.Context, p *plan) error {
 func (d *Deployer) wait(ctx context.Context, p *plan, opts Options) error {
 	deadline := time.Now().Add(opts.Timeout)
 	done := map[string]bool{}
+	first := true
+	var err error
 	for {
 		var pending, failed []string
+		var todo Inventory
 		for _, u := range p.objs {
-			k := KeyOf(u)
-			if done[k.ID()] {
-				continue
+			if k := KeyOf(u); !done[k.ID()] {
+				todo = append(todo, k)
 			}
-			st, err := d.Cluster.status(ctx, k)
+		}
+		var live map[string]*unstructured.Unstructured
+		if first {
+			// Unchanged objects were read a moment ago, while planning.
+			var changed Inventory
+			for _, k := range todo {
+				if p.results[k.ID()].Action != "unchanged" {
+					changed = append(changed, k)
+				}
+			}
+			if live, err = d.Cluster.getAll(ctx, changed); err != nil {
+				return err
+			}
+			for _, k := range todo {
+				if _, ok := live[k.ID()]; !ok {
+					live[k.ID()] = p.live[k.ID()]
+				}
+			}
+			first = false
+		} else if live, err = d.Cluster.getAll(ctx, todo); err != nil {
+			return err
+		}
+		for id, u := range live {
+			p.final[id] = u
+		}
+		for _, k := range todo {
+			st, err := statusOf(k, live[k.ID()])
 			if err != nil {
 				return err
 			}
@@ -542,8 +595,8 @@ func (d *Deployer) wait(ctx context.Context, p *plan, opts Options) error {
 }
 
 // record commits what is live of inv to the state repo.
-func (d *Deployer) record(ctx context.Context, last *Snapshot, rec *Record, inv Inventory, subject, body, st string) (string, error) {
-	files, err := d.Cluster.liveFiles(ctx, inv)
+func (d *Deployer) record(ctx context.Context, last *Snapshot, rec *Record, inv Inventory, known map[string]*unstructured.Unstructured, subject, body, st string) (string, error) {
+	files, err := d.Cluster.liveFiles(ctx, inv, known)
 	if err != nil {
 		return "", fmt.Errorf("record the state: %w", err)
 	}
@@ -554,15 +607,26 @@ func (d *Deployer) record(ctx context.Context, last *Snapshot, rec *Record, inv 
 	return d.State.Write(ctx, parent, &Commit{Record: rec, Inventory: inv, Files: files, Subject: subject, Body: body, Status: st, By: d.By})
 }
 
-// liveFiles reads the live objects of inv, cleaned, as state repo files.
+// liveFiles reads the live objects of inv, cleaned, as state repo files;
+// those in known (by Key.ID) were just read and are taken from there.
 // Objects that do not exist are left out.
-func (c *Cluster) liveFiles(ctx context.Context, inv Inventory) (map[string][]byte, error) {
+func (c *Cluster) liveFiles(ctx context.Context, inv Inventory, known map[string]*unstructured.Unstructured) (map[string][]byte, error) {
 	files := map[string][]byte{}
+	var unknown Inventory
 	for _, k := range inv {
-		live, err := c.get(ctx, k)
-		if err != nil {
-			return nil, err
+		if _, ok := known[k.ID()]; !ok {
+			unknown = append(unknown, k)
 		}
+	}
+	all, err := c.getAll(ctx, unknown)
+	if err != nil {
+		return nil, err
+	}
+	for id, u := range known {
+		all[id] = u
+	}
+	for _, k := range inv {
+		live := all[k.ID()]
 		if live == nil {
 			continue
 		}
@@ -573,6 +637,32 @@ func (c *Cluster) liveFiles(ctx context.Context, inv Inventory) (map[string][]by
 		files[k.Path()] = data
 	}
 	return files, nil
+}
+
+// concurrency is how many requests a deploy has in flight at once.
+const concurrency = 8
+
+// getAll reads the live objects of keys concurrently, by Key.ID; absent
+// objects map to nil.
+func (c *Cluster) getAll(ctx context.Context, keys []Key) (map[string]*unstructured.Unstructured, error) {
+	objs := make([]*unstructured.Unstructured, len(keys))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(concurrency)
+	for i, k := range keys {
+		g.Go(func() error {
+			u, err := c.get(gctx, k)
+			objs[i] = u
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := make(map[string]*unstructured.Unstructured, len(keys))
+	for i, k := range keys {
+		out[k.ID()] = objs[i]
+	}
+	return out, nil
 }
 
 // get reads the live object k; nil when it does not exist.
@@ -599,6 +689,11 @@ func (c *Cluster) status(ctx context.Context, k Key) (*status.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	return statusOf(k, live)
+}
+
+// statusOf computes the readiness of live, the object k or nil.
+func statusOf(k Key, live *unstructured.Unstructured) (*status.Result, error) {
 	if live == nil {
 		return &status.Result{Status: status.NotFoundStatus, Message: "not found"}, nil
 	}

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -16,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/hashbang/stack/internal/cluster"
 	"github.com/hashbang/stack/internal/node"
@@ -25,6 +28,10 @@ import (
 // FieldManager is the name stack applies objects under; the API server
 // records it as the owner of every field stack sets.
 const FieldManager = "stack"
+
+// quietOnce silences controller-runtime's logger, which would otherwise
+// complain that nobody set it: stack reports errors itself.
+var quietOnce sync.Once
 
 // Cluster is a connection to an environment's Kubernetes API.
 type Cluster struct {
@@ -74,9 +81,13 @@ func LoadConfig(kubeconfig string) (*rest.Config, error) {
 // Connect checks that the API server answers (within ten seconds) and
 // returns a client for it.
 func Connect(ctx context.Context, cfg *rest.Config) (*Cluster, error) {
+	quietOnce.Do(func() { ctrllog.SetLogger(logr.Discard()) })
 	cfg = rest.CopyConfig(cfg)
-	if cfg.QPS == 0 {
-		cfg.QPS, cfg.Burst = 100, 200
+	if cfg.QPS == 0 && cfg.RateLimiter == nil {
+		// No client-side throttling, as kubectl: a deploy has at most
+		// `concurrency` requests in flight, and the API server's priority
+		// and fairness protects it from busier clients than that.
+		cfg.QPS = -1
 	}
 	cfg.WarningHandlerWithContext = rest.NoWarnings{}
 	probe := rest.CopyConfig(cfg)

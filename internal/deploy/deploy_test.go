@@ -176,7 +176,7 @@ func (f *fixture) stateEqualsLive() *Snapshot {
 	if err != nil || snap == nil {
 		f.t.Fatalf("state head: %v %v", snap, err)
 	}
-	live, err := f.d.Cluster.liveFiles(ctx, snap.Inventory)
+	live, err := f.d.Cluster.liveFiles(ctx, snap.Inventory, nil)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 
+	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -110,30 +111,46 @@ func (d *Deployer) Diff(ctx context.Context, r *Rendered) (*Drift, error) {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	for _, id := range ids {
-		k := keys[id]
-		live, err := d.Cluster.get(ctx, k)
-		if err != nil {
-			return nil, err
-		}
-		o := ObjectDrift{Object: k.String(), Live: live != nil, State: state[id] != nil, Rendered: rendered[id] != nil}
-		var liveClean map[string]any
-		if live != nil {
-			liveClean = Clean(live).Object
-		}
-		if o.Live && o.State {
-			o.StateToLive = Diff(state[id], liveClean)
-		}
-		if u := rendered[id]; u != nil && live != nil {
-			dry := u.DeepCopy()
-			if err := d.Cluster.Client.Patch(ctx, dry, client.Apply, client.FieldOwner(FieldManager), client.DryRunAll, client.ForceOwnership); err != nil {
-				return nil, fmt.Errorf("%s: %s", k, apiMessage(err))
+	list := make(Inventory, len(ids))
+	for i, id := range ids {
+		list[i] = keys[id]
+	}
+	lives, err := d.Cluster.getAll(ctx, list)
+	if err != nil {
+		return nil, err
+	}
+	objs := make([]ObjectDrift, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(concurrency)
+	for i, id := range ids {
+		g.Go(func() error {
+			k, live := keys[id], lives[id]
+			o := ObjectDrift{Object: k.String(), Live: live != nil, State: state[id] != nil, Rendered: rendered[id] != nil}
+			var liveClean map[string]any
+			if live != nil {
+				liveClean = Clean(live).Object
 			}
-			o.LiveToRender = Diff(liveClean, Clean(dry).Object)
-		}
-		if r == nil {
-			o.Rendered = o.Live || o.State // not compared
-		}
+			if o.Live && o.State {
+				o.StateToLive = Diff(state[id], liveClean)
+			}
+			if u := rendered[id]; u != nil && live != nil {
+				dry := u.DeepCopy()
+				if err := d.Cluster.Client.Patch(gctx, dry, client.Apply, client.FieldOwner(FieldManager), client.DryRunAll, client.ForceOwnership); err != nil {
+					return fmt.Errorf("%s: %s", k, apiMessage(err))
+				}
+				o.LiveToRender = Diff(liveClean, Clean(dry).Object)
+			}
+			if r == nil {
+				o.Rendered = o.Live || o.State // not compared
+			}
+			objs[i] = o
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for _, o := range objs {
 		if len(o.StateToLive) > 0 || len(o.LiveToRender) > 0 || o.Live != o.State || o.Live != o.Rendered {
 			out.Objects = append(out.Objects, o)
 		}
@@ -169,5 +186,5 @@ func (d *Deployer) RecordDrift(ctx context.Context, drift *Drift) (string, error
 		}
 	}
 	subject := fmt.Sprintf("drift in %s: %d objects changed behind stack's back", d.Env.Name, drift.Drifted())
-	return d.record(ctx, last, last.Record, last.Inventory, subject, body, StatusDrift)
+	return d.record(ctx, last, last.Record, last.Inventory, nil, subject, body, StatusDrift)
 }

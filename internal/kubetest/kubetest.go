@@ -140,7 +140,7 @@ func StartWith(bin *Binaries, dir string) (*ControlPlane, error) {
 		"--client-ca-file="+p("ca.crt"),
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file="+p("sa.pub"), "--service-account-signing-key-file="+p("sa.key"),
-		"--service-cluster-ip-range=10.0.0.0/24",
+		"--service-cluster-ip-range=10.0.0.0/16",
 		"--authorization-mode=RBAC", "--allow-privileged=true", "--profiling=false",
 	); err != nil {
 		return nil, err
