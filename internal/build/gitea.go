@@ -94,8 +94,8 @@ func buildGitea(ctx context.Context, c *Cache, b Binary, goroot, out string) err
 
 // nodeEnv is the environment of the web asset build: the pinned Node.js
 // first on PATH, a private home, pnpm's content-addressed store in the
-// cache, and the machine's npm registry settings, read from its own npm
-// client at run time and never written anywhere.
+// cache, and the machine's npm registry settings (address, proxy, CA),
+// read from its own npm client at run time and never written anywhere.
 func nodeEnv(ctx context.Context, node, home, store string) ([]string, error) {
 	env := []string{
 		"PATH=" + filepath.Join(node, "bin") + ":/usr/bin:/bin",
@@ -109,12 +109,16 @@ func nodeEnv(ctx context.Context, node, home, store string) ([]string, error) {
 		"npm_config_update_notifier=false",
 	}
 	if npm, err := exec.LookPath("npm"); err == nil {
-		out, err := exec.CommandContext(ctx, npm, "config", "get", "registry").Output()
-		if err != nil {
-			return nil, fmt.Errorf("npm config get registry: %v", err)
-		}
-		if r := strings.TrimSpace(string(out)); r != "" {
-			env = append(env, "npm_config_registry="+r)
+		// Where the registry is and how it is reached (a proxy, the CA that
+		// signs its certificate) are the machine's settings: carried over.
+		for _, key := range []string{"registry", "cafile", "proxy", "https-proxy", "strict-ssl"} {
+			out, err := exec.CommandContext(ctx, npm, "config", "get", key).Output()
+			if err != nil {
+				return nil, fmt.Errorf("npm config get %s: %v", key, err)
+			}
+			if v := strings.TrimSpace(string(out)); v != "" && v != "null" && v != "undefined" {
+				env = append(env, "npm_config_"+strings.ReplaceAll(key, "-", "_")+"="+v)
+			}
 		}
 	}
 	for _, k := range []string{"HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy"} {

@@ -90,7 +90,9 @@ func Repro(ctx context.Context, ws *workspace.Workspace, exe, name string, p *ui
 }
 
 // rebuild copies the workspace to src and builds name there with a cache
-// of its own that shares only the verified downloads of the workspace's.
+// of its own that shares only the verified downloads of the workspace's
+// (pnpm's store is content-addressed and checked against the lockfile's
+// integrity hashes).
 func rebuild(ctx context.Context, ws *workspace.Workspace, exe, name, src, cache, tz, umask string) (digest.Digest, error) {
 	if err := copyTree(ws.Root, src, ws.Cache); err != nil {
 		return "", err
@@ -98,7 +100,7 @@ func rebuild(ctx context.Context, ws *workspace.Workspace, exe, name, src, cache
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		return "", err
 	}
-	for _, shared := range []string{"gomod", "blobs"} {
+	for _, shared := range []string{"gomod", "blobs", "pnpm-store"} {
 		if err := os.MkdirAll(filepath.Join(ws.Cache, shared), 0o755); err != nil {
 			return "", err
 		}
