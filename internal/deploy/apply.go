@@ -133,6 +133,11 @@ func (d *Deployer) Deploy(ctx context.Context, r *Rendered, opts Options) (*Resu
 		opts.Interval = time.Second
 	}
 	res := &Result{Env: d.Env.Name, Cluster: d.Env.Cluster, Commit: r.Commit}
+	unlock, err := d.State.Lock()
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
 	p, err := d.plan(ctx, r, opts)
 	if err != nil {
 		return res, err
@@ -190,7 +195,10 @@ func (d *Deployer) Deploy(ctx context.Context, r *Rendered, opts Options) (*Resu
 	if err != nil {
 		known = nil // what failed may still be changing: read it all again
 	}
-	id, serr := d.record(ctx, p.last, rec, inv, known, subject, body, res.Status)
+	// The cluster changed: record it even when the deploy was interrupted.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	id, serr := d.record(rctx, p.last, rec, inv, known, subject, body, res.Status)
 	res.StateCommit = id
 	if serr != nil {
 		err = errors.Join(err, serr)

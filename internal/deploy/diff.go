@@ -166,6 +166,11 @@ func (d *Deployer) RecordDrift(ctx context.Context, drift *Drift) (string, error
 	if drift.Drifted() == 0 {
 		return "", nil
 	}
+	unlock, err := d.State.Lock()
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	last, err := d.State.Head(ctx)
 	if err != nil {
 		return "", err

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -62,6 +63,20 @@ func OpenState(dataDir, cluster string) (*State, error) {
 		return nil, fmt.Errorf("state repo of cluster %s: %w", cluster, err)
 	}
 	return &State{Dir: repo.Path}, nil
+}
+
+// Lock takes the state repo's lock, so that one deploy or drift record
+// runs at a time per cluster on this machine; unlock releases it.
+func (s *State) Lock() (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(s.Dir, "stack-deploy.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another deploy or drift check holds the state repo %s: wait for it to finish", s.Dir)
+	}
+	return func() { f.Close() }, nil
 }
 
 // Record is _stack/deploy.yaml: what the last deploy deployed.
@@ -192,13 +207,14 @@ func (s *State) Write(ctx context.Context, parent string, c *Commit) (string, er
 	if c.Record.Dirty {
 		msg += "\nStack-Source-Dirty: true"
 	}
-	msg += "\nStack-Status: " + c.Status + "\nStack-Deployed-By: " + c.By.String() + "\n"
+	by := Person{Name: oneLineText(c.By.Name), Email: oneLineText(c.By.Email)}
+	msg += "\nStack-Status: " + c.Status + "\nStack-Deployed-By: " + by.String() + "\n"
 
 	when := c.Time
 	if when.IsZero() {
 		when = time.Now()
 	}
-	sig := fmt.Sprintf("%s <%s> %d +0000", oneLineText(c.By.Name), oneLineText(c.By.Email), when.Unix())
+	sig := fmt.Sprintf("%s <%s> %d +0000", by.Name, by.Email, when.Unix())
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "commit %s\nauthor %s\ncommitter %s\ndata %d\n%s", StateBranch, sig, sig, len(msg), msg)
 	if parent != "" {
@@ -217,6 +233,9 @@ func (s *State) Write(ctx context.Context, parent string, c *Commit) (string, er
 		}
 	}
 	if _, err := git(ctx, s.Dir, &b, "fast-import", "--quiet", "--done"); err != nil {
+		if head, herr := git(ctx, s.Dir, nil, "rev-parse", "--verify", "-q", StateBranch); herr == nil && strings.TrimSpace(string(head)) != parent {
+			return "", fmt.Errorf("state repo %s moved while this deploy ran (another deploy?): its head is %.12s, not %.12s", s.Dir, head, parent)
+		}
 		return "", fmt.Errorf("state repo %s: %w", s.Dir, err)
 	}
 	out, err := git(ctx, s.Dir, nil, "rev-parse", "--verify", StateBranch)
