@@ -37,8 +37,8 @@ func TestRecipeErrors(t *testing.T) {
 // takes many minutes on 2 cores; cached, it is a lookup, which the test
 // checks by taking the toolchain away.
 func TestGiteaRecipe(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds gitea: long, and downloads its web dependencies once")
+	if testing.Short() || os.Getenv("STACK_SLOW_TESTS") == "" {
+		t.Skip("builds gitea: long (minutes, cold), and downloads its web dependencies once; set STACK_SLOW_TESTS=1")
 	}
 	if _, err := exec.LookPath("musl-gcc"); err != nil {
 		t.Skip("musl-gcc is not installed (apt-get install musl-tools)")
