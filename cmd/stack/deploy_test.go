@@ -42,6 +42,7 @@ func TestDeployCommands(t *testing.T) {
 		t.Fatalf("render: %v\n%s", err, out)
 	}
 	out, errOut, err := stack("deploy", "e2e", "--data", data, "--timeout", "30s")
+	t.Logf("deploy:\n%s%s", out, errOut)
 	if err != nil || !strings.Contains(out, "ConfigMap web/web") || !strings.Contains(errOut, "deployed e2e") {
 		t.Fatalf("deploy: %v\n%s\n%s", err, out, errOut)
 	}

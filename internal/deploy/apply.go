@@ -462,7 +462,7 @@ func (d *Deployer) note(p *plan, u *unstructured.Unstructured, action string) {
 	if res.Action != "recreated" {
 		res.Action = action
 	}
-	d.printf("%-40s %s", res.Object, res.Action)
+	d.printf("%-10s %s", res.Action, res.Object)
 }
 
 // rollback deletes the definitions this deploy created, so that a deploy
@@ -517,7 +517,7 @@ func (d *Deployer) prune(ctx context.Context, p *plan) error {
 	mgr := ssa.NewResourceManager(d.Cluster.Client, nil, ssa.Owner{Field: FieldManager, Group: "stack.hashbang.sh"})
 	_, err := mgr.DeleteAll(ctx, copies(p.prune), ssa.DefaultDeleteOptions())
 	for _, u := range p.prune {
-		d.printf("%-40s pruned", KeyOf(u).String())
+		d.printf("%-10s %s", "pruned", KeyOf(u).String())
 	}
 	if err != nil {
 		return fmt.Errorf("prune: %w", err)
@@ -575,7 +575,7 @@ func (d *Deployer) wait(ctx context.Context, p *plan, opts Options) error {
 			switch st.Status {
 			case status.CurrentStatus:
 				done[k.ID()] = true
-				d.printf("%-40s ready", res.Object)
+				d.printf("%-10s %s", "ready", res.Object)
 			case status.FailedStatus:
 				failed = append(failed, res.Object+": "+st.Message)
 			default:
@@ -590,7 +590,7 @@ func (d *Deployer) wait(ctx context.Context, p *plan, opts Options) error {
 		}
 		if time.Now().After(deadline) {
 			for _, s := range pending {
-				d.printf("not ready: %s", s)
+				d.printf("%-10s %s", "not ready", s)
 			}
 			return fmt.Errorf("%d objects not ready after %s: %s", len(pending), opts.Timeout, strings.Join(pending, "; "))
 		}

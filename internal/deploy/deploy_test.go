@@ -460,7 +460,7 @@ func TestDeployTimeout(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not ready after 2s") || !strings.Contains(err.Error(), "Deployment.apps slow/app") {
 		t.Fatalf("error %v", err)
 	}
-	if !strings.Contains(f.out.String(), "not ready: Deployment.apps slow/app: InProgress") {
+	if !strings.Contains(f.out.String(), "not ready  Deployment.apps slow/app: InProgress") {
 		t.Errorf("output:\n%s", f.out)
 	}
 	if res.Status != StatusFailed {
