@@ -252,9 +252,10 @@ func (d *Deployer) plan(ctx context.Context, r *Rendered, opts Options) (*plan, 
 		}
 	}
 	rendered := map[string]bool{}
+	newKind := map[string]bool{} // objects of kinds this deploy's CRDs define
 	for _, u := range r.Objects {
 		u = u.DeepCopy()
-		nsd, err := d.Cluster.namespaced(u, crds)
+		nsd, known, err := d.Cluster.namespaced(u, crds)
 		if err != nil {
 			return nil, err
 		}
@@ -266,6 +267,7 @@ func (d *Deployer) plan(ctx context.Context, r *Rendered, opts Options) (*plan, 
 		}
 		p.objs = append(p.objs, u)
 		rendered[KeyOf(u).ID()] = true
+		newKind[KeyOf(u).ID()] = !known
 	}
 	Sort(p.objs)
 	p.newInv = InventoryOf(p.objs)
@@ -290,7 +292,13 @@ func (d *Deployer) plan(ctx context.Context, r *Rendered, opts Options) (*plan, 
 		k := KeyOf(u)
 		res := &ObjectResult{Object: k.String(), Action: "unchanged"}
 		p.results[k.ID()] = res
-		if u.GetNamespace() != "" && newNamespaces[u.GetNamespace()] {
+		switch {
+		case newKind[k.ID()]:
+			p.deferred = append(p.deferred, u)
+			res.Action = "created"
+			res.Message = "validated once its CustomResourceDefinition is established"
+			continue
+		case u.GetNamespace() != "" && newNamespaces[u.GetNamespace()]:
 			p.deferred = append(p.deferred, u)
 			res.Action = "created"
 			res.Message = "validated once namespace " + u.GetNamespace() + " exists"

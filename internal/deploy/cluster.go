@@ -115,23 +115,24 @@ func Connect(ctx context.Context, cfg *rest.Config) (*Cluster, error) {
 }
 
 // namespaced tells whether objects of u's kind live in namespaces. A kind
-// the cluster does not know yet may be defined by a CRD among crds.
-func (c *Cluster) namespaced(u *unstructured.Unstructured, crds []*unstructured.Unstructured) (bool, error) {
+// the cluster does not know yet may be defined by a CRD among crds; known
+// is false then.
+func (c *Cluster) namespaced(u *unstructured.Unstructured, crds []*unstructured.Unstructured) (namespaced, known bool, err error) {
 	gvk := u.GroupVersionKind()
 	m, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err == nil {
-		return m.Scope.Name() == meta.RESTScopeNameNamespace, nil
+		return m.Scope.Name() == meta.RESTScopeNameNamespace, true, nil
 	}
 	if !meta.IsNoMatchError(err) {
-		return false, fmt.Errorf("%s: %w", KeyOf(u), err)
+		return false, false, fmt.Errorf("%s: %w", KeyOf(u), err)
 	}
 	for _, crd := range crds {
 		group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
 		kind, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "kind")
 		if (schema.GroupKind{Group: group, Kind: kind}) == gvk.GroupKind() {
 			scope, _, _ := unstructured.NestedString(crd.Object, "spec", "scope")
-			return scope == "Namespaced", nil
+			return scope == "Namespaced", false, nil
 		}
 	}
-	return false, fmt.Errorf("%s: the cluster has no kind %s in %s: add its CustomResourceDefinition, or fix apiVersion", KeyOf(u), gvk.Kind, gvk.GroupVersion())
+	return false, false, fmt.Errorf("%s: the cluster has no kind %s in %s: add its CustomResourceDefinition, or fix apiVersion", KeyOf(u), gvk.Kind, gvk.GroupVersion())
 }

@@ -591,3 +591,50 @@ var (
 	_ = apierrors.IsNotFound
 	_ = sigsyaml.Marshal
 )
+
+// TestDeployCRD deploys a CustomResourceDefinition and an object of its
+// kind in one go: the CRD is applied and established first.
+func TestDeployCRD(t *testing.T) {
+	files := map[string]string{
+		"images/images.lock":              "health " + testDigest + "\n",
+		"pods/widgets/kustomization.yaml": "resources: [crd.yaml, namespace.yaml, widget.yaml]\n",
+		"pods/widgets/crd.yaml": `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.org}
+spec:
+  group: example.org
+  scope: Namespaced
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+`,
+		"pods/widgets/namespace.yaml":  "apiVersion: v1\nkind: Namespace\nmetadata: {name: crd}\n",
+		"pods/widgets/widget.yaml":     "apiVersion: example.org/v1\nkind: Widget\nmetadata: {name: w, namespace: crd}\nspec: {size: 3}\n",
+		"infra/crd/kustomization.yaml": "resources: [../../pods/widgets]\n",
+	}
+	f := newFixture(t, "crd", files)
+	res := f.mustDeploy(Options{})
+	want := map[string]string{"CustomResourceDefinition.apiextensions.k8s.io widgets.example.org": "created", "Namespace crd": "created", "Widget.example.org crd/w": "created"}
+	if got := actions(res); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("deploy: %v, want %v", got, want)
+	}
+	snap := f.stateEqualsLive()
+	if _, ok := snap.Files["crd/widget.example.org/w.yaml"]; !ok {
+		t.Errorf("state repo lacks the widget: %v", keysOf(snap.Files))
+	}
+	// An invalid custom object is refused by the API server's schema.
+	f.write(map[string]string{"pods/widgets/widget.yaml": "apiVersion: example.org/v1\nkind: Widget\nmetadata: {name: w, namespace: crd}\nspec: {size: big}\n"})
+	if _, err := f.deploy(Options{}); err == nil || !strings.Contains(err.Error(), "Widget.example.org crd/w") || !strings.Contains(err.Error(), "spec.size") {
+		t.Errorf("invalid widget: %v", err)
+	}
+}

@@ -90,7 +90,7 @@ func (d *Deployer) Diff(ctx context.Context, r *Rendered) (*Drift, error) {
 		}
 		for _, u := range r.Objects {
 			u = u.DeepCopy()
-			nsd, err := d.Cluster.namespaced(u, crds)
+			nsd, _, err := d.Cluster.namespaced(u, crds)
 			if err != nil {
 				return nil, err
 			}
