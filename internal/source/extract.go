@@ -36,8 +36,10 @@ func ExtractedDir(ws *workspace.Workspace, s *Source) string {
 	return filepath.Join(ToolsDir(ws), s.Name+"-"+hex)
 }
 
-// Extract unpacks the data of a fetched deb source, or the package
-// directory of a fetched npm tarball, into ExtractedDir and returns that
+// Extract unpacks the data of a fetched deb source, the package directory
+// of a fetched npm tarball, or the source tree of a fetched debsrc source
+// (with Debian's patches applied, by dpkg-source) into ExtractedDir and
+// returns that
 // directory. It is done once: an existing directory is
 // returned as it is. The .deb is verified against its pin first; the tree
 // is written to a temporary directory and renamed into place only when
@@ -45,14 +47,17 @@ func ExtractedDir(ws *workspace.Workspace, s *Source) string {
 // land outside the directory, links through which later entries would, and
 // device files are refused.
 func Extract(ctx context.Context, ws *workspace.Workspace, s *Source) (string, error) {
-	if s.Kind != Deb && s.Kind != Npm {
-		return "", fmt.Errorf("extract %s: kind %s, only deb and npm sources are extracted", s.Name, s.Kind)
+	if s.Kind != Deb && s.Kind != Npm && s.Kind != DebSrc {
+		return "", fmt.Errorf("extract %s: kind %s, only deb, debsrc and npm sources are extracted", s.Name, s.Kind)
 	}
 	dir := ExtractedDir(ws, s)
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 		return dir, nil
 	}
 	store := &cache.Store{Dir: ws.Cache}
+	if s.Kind == DebSrc {
+		return extractDebSrcInto(ctx, ws, store, s, dir)
+	}
 	d := s.Digest()
 	if err := store.Verify(d); err != nil {
 		if cache.IsNotExist(err) {

@@ -85,6 +85,8 @@ func (f *Fetcher) fetch(ctx context.Context, s *Source, step *ui.Step) (string, 
 	switch s.Kind {
 	case GoMod:
 		return f.fetchGoMod(ctx, s)
+	case DebSrc:
+		return f.fetchDebSrcCached(ctx, s)
 	case Deb, Archive, Npm:
 		d := s.Digest()
 		if err := f.local.Verify(d); err == nil {

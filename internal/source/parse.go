@@ -140,7 +140,7 @@ func (p *parser) entry(n *yaml.Node) *Source {
 		}
 		dst, ok := strs[k.Value]
 		if !ok {
-			p.errorf(k.Line, "unknown key %q: a source has name, kind, version, hash, track, and per kind module, packages, replace-local (gomod), package, arch (deb), url (archive), package (npm)", k.Value)
+			p.errorf(k.Line, "unknown key %q: a source has name, kind, version, hash, track, and per kind module, packages, replace-local (gomod), package, arch (deb), package (debsrc), url (archive), package (npm)", k.Value)
 			continue
 		}
 		if v.Kind != yaml.ScalarNode || (v.Tag != "!!str" && v.Tag != "!!int" && v.Tag != "!!float") {
@@ -160,7 +160,7 @@ var (
 	debArchRE   = regexp.MustCompile(`^[a-z0-9-]+$`)
 	floatingRE  = regexp.MustCompile(`^(?i:latest|stable|main|master|head|trunk|dev|develop|nightly|tip|current|unstable|testing|release)$`)
 	hexRE       = regexp.MustCompile(`^[0-9a-f]*$`)
-	kindFields  = map[Kind][]string{GoMod: {"module", "packages", "replace-local"}, Deb: {"package", "arch"}, Archive: {"url"}, Npm: {"package"}}
+	kindFields  = map[Kind][]string{GoMod: {"module", "packages", "replace-local"}, Deb: {"package", "arch"}, DebSrc: {"package"}, Archive: {"url"}, Npm: {"package"}}
 	allKindKeys = []string{"module", "packages", "replace-local", "package", "arch", "url"}
 )
 
@@ -185,9 +185,9 @@ func (p *parser) validate(s *Source, requireHash bool) {
 	}
 	if _, ok := kindFields[s.Kind]; !ok {
 		if s.Kind == "" {
-			p.errorf(s.Line, "%s has no kind: add `kind:` gomod, deb, archive or npm", who)
+			p.errorf(s.Line, "%s has no kind: add `kind:` gomod, deb, debsrc, archive or npm", who)
 		} else {
-			p.errorf(at("kind"), "%s: unknown kind %q: use gomod, deb, archive or npm", who, s.Kind)
+			p.errorf(at("kind"), "%s: unknown kind %q: use gomod, deb, debsrc, archive or npm", who, s.Kind)
 		}
 		return
 	}
@@ -206,6 +206,8 @@ func (p *parser) validate(s *Source, requireHash bool) {
 		p.validateGoMod(s, who, at)
 	case Deb:
 		p.validateDeb(s, who, at)
+	case DebSrc:
+		p.validateDebSrc(s, who, at)
 	case Archive:
 		p.validateArchive(s, who, at)
 	case Npm:

@@ -12,7 +12,7 @@ func TestParseCommittedSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"toolchain", "kubernetes", "etcd", "distribution", "gitea", "node", "pnpm", "runc", "containerd", "cni-plugins", "ca-certificates"}
+	want := []string{"toolchain", "kubernetes", "etcd", "distribution", "gitea", "node", "pnpm", "runc", "containerd", "cni-plugins", "ca-certificates", "git", "zlib"}
 	for _, name := range want {
 		s, err := cfg.Get(name)
 		if err != nil {
@@ -40,7 +40,7 @@ func TestParseErrors(t *testing.T) {
 		want []string // substrings of the error
 	}{
 		{"unknown kind", "sources:\n  - name: x\n    kind: rpm\n    version: 1\n    hash: sha256:" + sha + "\n",
-			[]string{"f.yaml:3:", `unknown kind "rpm"`, "gomod, deb, archive or npm"}},
+			[]string{"f.yaml:3:", `unknown kind "rpm"`, "gomod, deb, debsrc, archive or npm"}},
 		{"missing hash", "sources:\n  - name: runc\n    kind: deb\n    package: runc\n    version: 1.1.5-1\n",
 			[]string{"f.yaml:2:", `source "runc" has no hash`, "stack sources update runc"}},
 		{"branch for gomod", strings.Replace(goodEntry, "v1.0.0", "main", 1),

@@ -6,18 +6,21 @@
 // offline, and updating sources to new releases while keeping the file's
 // comments and order.
 //
-// Four kinds of source exist:
+// Five kinds of source exist:
 //
 //   - gomod: a Go module at a version, pinned by its h1: module hash, with its
 //     dependency graph pinned by a go.sum-style lock, fetched with the go
 //     command's own proxy settings;
 //   - deb: a Debian package at an exact version, pinned by the sha256 of its
 //     .deb, fetched with apt-get download;
+//   - debsrc: a Debian source package at an exact version, pinned by the
+//     sha256 of its .dsc, whose Checksums-Sha256 pin every file it names;
+//     fetched with apt-get source from the host's Debian archives;
 //   - archive: a URL to a tarball, pinned by sha256;
 //   - npm: an npm package at an exact version, pinned by the integrity
 //     (sha512) the registry publishes for its tarball, fetched with npm pack.
 //
-// For gomod, deb and npm the file pins what (name, version, hash), never where
+// For gomod, deb, debsrc and npm the file pins what (name, version, hash), never where
 // from: the machine's package clients decide that.
 package source
 
@@ -34,12 +37,13 @@ type Kind string
 const (
 	GoMod   Kind = "gomod"
 	Deb     Kind = "deb"
+	DebSrc  Kind = "debsrc"
 	Archive Kind = "archive"
 	Npm     Kind = "npm"
 )
 
 // Kinds lists the known kinds in the order they are documented.
-var Kinds = []Kind{GoMod, Deb, Archive, Npm}
+var Kinds = []Kind{GoMod, Deb, DebSrc, Archive, Npm}
 
 // Source is one entry of sources.yaml.
 type Source struct {
@@ -64,7 +68,8 @@ type Source struct {
 	// directories do not exist and the published versions stand in.
 	ReplaceLocal string `json:"replaceLocal,omitempty"`
 
-	// Package is the Debian package name (deb) or the npm package name (npm).
+	// Package is the Debian package name (deb), the Debian source package
+	// name (debsrc) or the npm package name (npm).
 	Package string `json:"package,omitempty"`
 	// Arch is the Debian architecture (deb); amd64 when not given.
 	Arch string `json:"arch,omitempty"`
@@ -93,7 +98,7 @@ func (s *Source) Ref() string {
 	switch s.Kind {
 	case GoMod:
 		return s.Module + "@" + s.Version
-	case Deb:
+	case Deb, DebSrc:
 		return s.Package + "=" + s.Version
 	case Npm:
 		return s.Package + "@" + s.Version

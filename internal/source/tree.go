@@ -23,15 +23,15 @@ func (p *Preparer) ModuleTree(ctx context.Context, name string) (*Source, string
 	return s, dir, nil
 }
 
-// Tool returns the directory the deb or npm source name is unpacked in,
+// Tool returns the directory the deb, debsrc or npm source name is unpacked in,
 // fetched when missing and verified against its pin before first use.
 func (p *Preparer) Tool(ctx context.Context, name string) (*Source, string, error) {
 	s, err := p.cfg.Get(name)
 	if err != nil {
 		return nil, "", err
 	}
-	if s.Kind != Deb && s.Kind != Npm {
-		return nil, "", fmt.Errorf("source %s is a %s, not a deb or npm package", name, s.Kind)
+	if s.Kind != Deb && s.Kind != Npm && s.Kind != DebSrc {
+		return nil, "", fmt.Errorf("source %s is a %s, not a deb, debsrc or npm package", name, s.Kind)
 	}
 	if err := p.ready(ctx, s); err != nil {
 		return nil, "", err

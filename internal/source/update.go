@@ -150,6 +150,26 @@ func (u *Updater) resolve(ctx context.Context, s *Source, version string) (*Sour
 			return nil, nil, err
 		}
 		return &next, nil, u.pin(&next, file)
+	case DebSrc:
+		a := aptSrc{dir: aptSrcDir(u.ws)}
+		if err := a.update(ctx); err != nil {
+			return nil, nil, err
+		}
+		if version == "" {
+			if next.Version, err = a.latest(ctx, s); err != nil {
+				return nil, nil, err
+			}
+		}
+		dsc, err := a.download(ctx, tmp, s.Package, next.Version)
+		if err != nil {
+			return nil, nil, err
+		}
+		d, err := publishDebSrc(u.fetcher.local, dsc, s.Package, next.Version, "")
+		if err != nil {
+			return nil, nil, err
+		}
+		next.Hash = d.String()
+		return &next, nil, nil
 	case Npm:
 		if version == "" {
 			if next.Version, err = latestNpm(ctx, s); err != nil {

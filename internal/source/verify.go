@@ -80,6 +80,18 @@ func verifyOne(ctx context.Context, ws *workspace.Workspace, s *Source) Status {
 			}
 		}
 		st.Cached = (&cache.Store{Dir: ws.Cache}).Has(d)
+	case DebSrc:
+		d := s.Digest()
+		for i, store := range []*cache.Store{{Dir: ws.Cache}, {Dir: ws.RepoCache()}} {
+			n, complete, problems := verifyDebSrc(store, d)
+			st.Artifacts += n
+			if i == 0 {
+				st.Cached = complete
+			}
+			for item, err := range problems {
+				bad(item, err)
+			}
+		}
 	case GoMod:
 		lock, err := ReadLock(ws.Locks(), s.Name)
 		if err == nil {
@@ -211,6 +223,9 @@ func zipPath(modCache string, m module.Version) string {
 // IsCached reports, without hashing anything, whether every artifact of s
 // is in the local cache. Verify says whether they are intact.
 func IsCached(ws *workspace.Workspace, s *Source) bool {
+	if s.Kind == DebSrc {
+		return hasDebSrc(&cache.Store{Dir: ws.Cache}, s.Digest())
+	}
 	if s.Kind != GoMod {
 		return (&cache.Store{Dir: ws.Cache}).Has(s.Digest())
 	}
