@@ -26,7 +26,10 @@ up: deps stack
 	$(STACK) sources verify
 	$(STACK) up
 
-down: stack
+# down uses the stack binary already built when there is one: a checkout
+# that does not compile must still be able to take its cluster down.
+down:
+	@test -x $(STACK) || $(MAKE) stack
 	$(STACK) down
 
 vet:
