@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -344,4 +345,37 @@ func FuzzRender(f *testing.F) {
 			})
 		}
 	})
+}
+
+// TestCompare shows how far this repository's environments are from
+// development: production by two fields and its replicas, the others by
+// the hostPort only.
+func TestCompare(t *testing.T) {
+	tr := mustTree(t, writeTree(t, repoFiles(t)))
+	devs, err := Compare(tr, testEnv("development"), []*cluster.Environment{testEnv("production"), testEnv("staging")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, d := range devs {
+		for _, c := range d.Changed {
+			for _, ch := range c.Changes {
+				got[d.Env] = append(got[d.Env], c.Object+" "+ch.String())
+			}
+		}
+		if len(d.Added)+len(d.Removed) != 0 {
+			t.Errorf("%s: added %v removed %v", d.Env, d.Added, d.Removed)
+		}
+	}
+	port := "Deployment.apps health/health spec.template.spec.containers[health].ports[http]."
+	want := map[string][]string{
+		"production": {"Deployment.apps health/health spec.replicas: 1 → 2", port + `hostIP: "127.0.0.1" → (none)`, port + "hostPort: 2321 → (none)"},
+		"staging":    {port + `hostIP: "127.0.0.1" → (none)`, port + "hostPort: 2321 → (none)"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("deviations:\n%v\nwant:\n%v", got, want)
+	}
+	if devs[0].Count != 3 || devs[1].Count != 2 {
+		t.Errorf("counts %d %d", devs[0].Count, devs[1].Count)
+	}
 }
