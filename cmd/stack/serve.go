@@ -57,6 +57,7 @@ It prints where each part listens and the SSH host key's fingerprint.`,
 			cfg.ConfigDir = filepath.Join(ws.Root, "config")
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			cfg.Out = stdout(cmd)
+			cfg.CI.Env = append(cfg.CI.Env, "STACK_CACHE="+ws.Cache)
 			srv, err := serve.New(cfg)
 			if err != nil {
 				return err

@@ -49,8 +49,9 @@ type Config struct {
 	// ShutdownTimeout is how long running git commands may take to finish
 	// at shutdown; 10s if zero.
 	ShutdownTimeout time.Duration
-	// CI tunes the runner; its DataDir, Repos and Logger are set by Run,
-	// and STACK_REGISTRY (the registry's address) is added to its Env.
+	// CI tunes the runner; its DataDir, Repos and Logger are set by Run;
+	// STACK_REGISTRY (the registry's address) and STACK_DATA (DataDir) are
+	// added to its Env, and the directory of Executable leads its PATH.
 	CI ci.Runner
 }
 
@@ -217,7 +218,11 @@ func (s *Server) Run(ctx context.Context) error {
 	runner.DataDir = s.cfg.DataDir
 	runner.Repos = ci.ReposIn(gitserve.RepoRoot(s.cfg.DataDir))
 	runner.Logger = s.log.With("part", "ci")
-	runner.Env = append(slices.Clip(runner.Env), "STACK_REGISTRY="+s.RegistryAddr())
+	runner.Env = append(slices.Clip(runner.Env), "STACK_REGISTRY="+s.RegistryAddr(), "STACK_DATA="+s.cfg.DataDir)
+	if runner.PATH == "" {
+		// Jobs run the same stack as the daemon (ci/drift calls it).
+		runner.PATH = filepath.Dir(s.executable()) + string(os.PathListSeparator) + os.Getenv("PATH")
+	}
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
@@ -268,4 +273,16 @@ func (s *Server) printf(format string, args ...any) {
 	if s.cfg.Out != nil {
 		fmt.Fprintf(s.cfg.Out, format, args...)
 	}
+}
+
+// executable is the stack program the daemon's hooks and jobs run.
+func (s *Server) executable() string {
+	if s.cfg.Executable != "" {
+		return s.cfg.Executable
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "stack"
+	}
+	return exe
 }
