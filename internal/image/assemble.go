@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"path"
+	"sort"
 	"strings"
 	"time"
 
@@ -97,6 +98,9 @@ func Assemble(def *Definition, binaries map[string]string, epoch time.Time) (v1.
 			}
 			ents = append(ents, entry{path: p, mode: 0o755, data: data})
 			b := want[p]
+			for _, l := range b.Links {
+				ents = append(ents, entry{path: l, mode: 0o755, link: p})
+			}
 			src := b.Package
 			if b.Source != "" {
 				src = b.Source + ":" + b.Package
@@ -191,6 +195,7 @@ type entry struct {
 	mode  Mode
 	owner Owner
 	data  []byte
+	link  string // when set, a hard link to this absolute path of the layer
 }
 
 // layer writes entries, and every parent directory they need, as a tar
@@ -214,9 +219,13 @@ func layer(ents []entry, dirs map[string]Dir, epoch time.Time) (*builtLayer, err
 			all[p] = parent
 		}
 	}
+	// Hard links come after everything else, so that their targets are
+	// written before them.
+	names := sortedKeys(all)
+	sort.SliceStable(names, func(i, j int) bool { return all[names[i]].link == "" && all[names[j]].link != "" })
 	var raw bytes.Buffer
 	tw := tar.NewWriter(&raw)
-	for _, name := range sortedKeys(all) {
+	for _, name := range names {
 		e := all[name]
 		h := &tar.Header{
 			Name:    strings.TrimPrefix(e.path, "/"),
@@ -226,10 +235,17 @@ func layer(ents []entry, dirs map[string]Dir, epoch time.Time) (*builtLayer, err
 			ModTime: epoch,
 			Format:  tar.FormatUSTAR,
 		}
-		if e.dir {
+		switch {
+		case e.dir:
 			h.Typeflag = tar.TypeDir
 			h.Name += "/"
-		} else {
+		case e.link != "":
+			if _, ok := all[e.link]; !ok || all[e.link].dir || all[e.link].link != "" {
+				return nil, fmt.Errorf("%s: hard link to %s, which is not a file of the layer", e.path, e.link)
+			}
+			h.Typeflag = tar.TypeLink
+			h.Linkname = strings.TrimPrefix(e.link, "/")
+		default:
 			h.Typeflag = tar.TypeReg
 			h.Size = int64(len(e.data))
 		}

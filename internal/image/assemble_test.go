@@ -2,6 +2,7 @@ package image
 
 import (
 	"archive/tar"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -263,4 +264,38 @@ func BenchmarkAssembleHealth(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(size), "compressed-bytes")
+}
+
+// TestAssembleLinks: a binary's links are hard links to it, written after
+// every file so that an unpacker meets the target first.
+func TestAssembleLinks(t *testing.T) {
+	dir := writeDefs(t, map[string]string{
+		"app": "binaries:\n  - source: git\n    package: git\n    recipe: git\n    path: /usr/bin/git\n    links: [/bin/git-upload-pack, /usr/libexec/git-core/git]\n",
+	})
+	def, err := Load(dir, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "git")
+	os.WriteFile(bin, []byte("not really a program"), 0o755)
+	img, err := Assemble(def, map[string]string{"/usr/bin/git": bin}, testEpoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	hs, _ := headers(t, layers[len(layers)-1])
+	var got []string
+	for _, h := range hs {
+		got = append(got, fmt.Sprintf("%s %c %s", h.Name, h.Typeflag, h.Linkname))
+	}
+	want := "bin/ 5 ,usr/ 5 ,usr/bin/ 5 ,usr/bin/git 0 ,usr/libexec/ 5 ,usr/libexec/git-core/ 5 ,bin/git-upload-pack 1 usr/bin/git,usr/libexec/git-core/git 1 usr/bin/git"
+	if strings.Join(got, ",") != want {
+		t.Errorf("layer:\n%s\nwant\n%s", strings.Join(got, ","), want)
+	}
+	for _, bad := range []string{"[/usr/bin/git]", "[/bin/x, /bin/x]", "[bin/x]"} {
+		dir := writeDefs(t, map[string]string{"app": "binaries:\n  - source: git\n    package: git\n    recipe: git\n    path: /usr/bin/git\n    links: " + bad + "\n"})
+		if _, err := Load(dir, "app"); err == nil || !strings.Contains(err.Error(), "app/image.yaml:2:") && !strings.Contains(err.Error(), "image.yaml:6:") {
+			t.Errorf("links %s: %v", bad, err)
+		}
+	}
 }

@@ -20,6 +20,12 @@
 //	    package: code.gitea.io/gitea
 //	    recipe: gitea
 //	    path: /bin/gitea
+//	  - source: git             # a debsrc source built by the git recipe
+//	    package: git
+//	    recipe: git
+//	    path: /bin/git
+//	    links:                  # hard links to the binary, for programs
+//	      - /usr/libexec/git-core/git-upload-pack  # that act on their name
 //	files:
 //	  - path: /etc/passwd
 //	    mode: 0644              # octal; default 0644
@@ -114,7 +120,11 @@ type Binary struct {
 	// Recipe names a build recipe of package build (gitea) that makes the
 	// program from Source instead of a plain go build.
 	Recipe string `json:"recipe,omitempty"`
-	Line   int    `json:"-"`
+	// Links are further paths of the same program in the image, as hard
+	// links to Path: for a program that acts on the name it is run by (git
+	// runs as git-upload-pack).
+	Links []string `json:"links,omitempty"`
+	Line  int      `json:"-"`
 }
 
 // File is a file put into the image from the definition.
@@ -318,6 +328,9 @@ func (def *Definition) paths() []declared {
 	var ps []declared
 	for _, b := range def.Binaries {
 		ps = append(ps, declared{b.Path, b.Line, false, def})
+		for _, l := range b.Links {
+			ps = append(ps, declared{l, b.Line, false, def})
+		}
 	}
 	for _, f := range def.Files {
 		ps = append(ps, declared{f.Path, f.Line, false, def})
@@ -711,6 +724,13 @@ func (d *decoder) binaryEntry(def *Definition, n *yaml.Node) error {
 		"ldflags": func(n *yaml.Node) (err error) { b.LDFlags, err = d.strs(n, "ldflags"); return err },
 		"tags":    func(n *yaml.Node) (err error) { b.Tags, err = d.strs(n, "tags"); return err },
 		"recipe":  func(n *yaml.Node) (err error) { b.Recipe, err = d.str(n, "recipe"); return err },
+		"links": func(n *yaml.Node) error {
+			return d.seq(n, "links", func(c *yaml.Node) error {
+				l, err := d.path(c, "links item")
+				b.Links = append(b.Links, l)
+				return err
+			})
+		},
 	})
 	if err != nil {
 		return err
@@ -730,6 +750,11 @@ func (d *decoder) binaryEntry(def *Definition, n *yaml.Node) error {
 		return d.errf(n, "binary recipe %s needs the source it builds (source: NAME)", b.Recipe)
 	case b.Source != "" && !importRE.MatchString(b.Package):
 		return d.errf(n, "binary package %q: with source, package must be an import path inside that module", b.Package)
+	}
+	for i, l := range b.Links {
+		if l == b.Path || slices.Contains(b.Links[:i], l) {
+			return d.errf(n, "links: %s is listed twice (or is the binary's own path): list each other path once", l)
+		}
 	}
 	for _, f := range b.LDFlags {
 		if !strings.HasPrefix(f, "-") || strings.ContainsAny(f, " \t\n'\"\\") {
