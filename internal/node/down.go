@@ -24,9 +24,10 @@ func (n *Node) Down(ctx context.Context, p *ui.Progress, purge bool) error {
 	if err != nil {
 		return err
 	}
-	if len(st.Procs) == 0 && !linkExists(n.Bridge) {
-		// Nothing of ours runs: leave the host alone (another cluster's
-		// KUBE- chains are not ours to remove).
+	if len(st.Procs) == 0 && st.Sysctls == nil {
+		// This node never started (or was taken down): leave the host
+		// alone. Another cluster's bridge and KUBE- chains, even one
+		// started from another cache, are not ours to remove.
 		if purge {
 			return os.RemoveAll(n.Dir)
 		}

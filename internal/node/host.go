@@ -338,11 +338,15 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
+// mntDetach is Linux's MNT_DETACH, spelled out so that the package builds
+// (and Preflight says "Linux only") elsewhere.
+const mntDetach = 0x2
+
 // unmountAll detaches every mount under dirs.
 func unmountAll(dirs ...string) error {
 	var errs []error
 	for _, mp := range mountsUnder(dirs...) {
-		if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
+		if err := syscall.Unmount(mp, mntDetach); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", mp, err))
 		}
 	}
