@@ -127,11 +127,11 @@ func (n *Node) Up(ctx context.Context, p *ui.Progress) error {
 			return err
 		}
 	}
+	// A node that does not come up is stopped entirely, whether this run
+	// started all of it or only restarted a part: nothing half-started.
 	fail := func(err error) error {
-		if fresh {
-			if derr := n.Down(context.WithoutCancel(ctx), nil, false); derr != nil {
-				err = fmt.Errorf("%w; stopping what was started also failed: %v", err, derr)
-			}
+		if derr := n.Down(context.WithoutCancel(ctx), nil, false); derr != nil {
+			err = fmt.Errorf("%w; stopping what was started also failed: %v", err, derr)
 		}
 		return err
 	}
