@@ -213,8 +213,32 @@ func (n *Node) deleteLinks() error {
 	return run("ip", "link", "del", n.Bridge)
 }
 
-// ChainPrefixes are the iptables chains the node's components add.
-var ChainPrefixes = []string{"KUBE-", "CNI-"}
+// ChainPrefixes are the iptables chains the node and its components add.
+var ChainPrefixes = []string{"KUBE-", "CNI-", "STACK-"}
+
+// guardChain keeps the node's address to the host and its pods.
+const guardChain = "STACK-NODE-INPUT"
+
+// guardAddr drops traffic to the node's address (where the API server and
+// the kubelet listen) unless it comes from the host itself or from a pod:
+// another machine routing to it gets nothing.
+func (n *Node) guardAddr() error {
+	if exec.Command("iptables", "-C", "INPUT", "-j", guardChain).Run() == nil {
+		return nil
+	}
+	for _, args := range [][]string{
+		{"-N", guardChain},
+		{"-A", guardChain, "-i", "lo", "-j", "RETURN"},
+		{"-A", guardChain, "-i", n.Bridge, "-j", "RETURN"},
+		{"-A", guardChain, "-d", n.Addr + "/32", "-j", "DROP"},
+		{"-I", "INPUT", "-j", guardChain},
+	} {
+		if err := run("iptables", args...); err != nil && args[0] != "-N" {
+			return err
+		}
+	}
+	return nil
+}
 
 func ours(chain string) bool {
 	for _, p := range ChainPrefixes {
@@ -278,7 +302,7 @@ func cleanIptables() error {
 	return errors.Join(errs...)
 }
 
-// hasOurChains reports whether any KUBE-/CNI- chain is left.
+// hasOurChains reports whether any chain of ChainPrefixes is left.
 func hasOurChains() []string {
 	var left []string
 	for _, family := range []string{"iptables", "ip6tables"} {

@@ -144,6 +144,9 @@ func (n *Node) Up(ctx context.Context, p *ui.Progress) error {
 		err = n.ensureBridge()
 	}
 	if err == nil {
+		err = n.guardAddr()
+	}
+	if err == nil {
 		// Services need bridged traffic to pass through iptables, and
 		// the node routes between pods and the host.
 		err = errors.Join(setSysctl("net.bridge.bridge-nf-call-iptables", "1"), setSysctl("net.ipv4.ip_forward", "1"))
