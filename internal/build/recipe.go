@@ -25,6 +25,8 @@ type recipe struct {
 	sources []string
 	// cc is true when the recipe links C code with the musl toolchain.
 	cc bool
+	// inputs, when set, are further inputs of the recipe's cache key.
+	inputs func(c *Cache) []string
 	// build makes the binary at out.
 	build func(ctx context.Context, c *Cache, b Binary, goroot, out string) error
 }
@@ -41,6 +43,9 @@ func Recipes() []string {
 
 var recipes = map[string]recipe{
 	"gitea": {sources: []string{"node", "pnpm"}, cc: true, build: buildGitea},
+	"git": {sources: []string{"zlib"}, cc: true, build: buildGit, inputs: func(c *Cache) []string {
+		return []string{"make " + strings.Join(gitMakeFlags, " "), "epoch " + sourceDateEpoch(c)}
+	}},
 }
 
 // recipeVersion changes when a recipe's steps change.
@@ -52,17 +57,25 @@ func (c *Cache) recipe(ctx context.Context, b Binary) (string, error) {
 		return "", fmt.Errorf("build %s: unknown recipe %q: known recipes are %s", b.Package, b.Recipe, strings.Join(Recipes(), ", "))
 	}
 	if b.Source == "" {
-		return "", fmt.Errorf("build %s: recipe %s needs the gomod source it builds", b.Package, b.Recipe)
+		return "", fmt.Errorf("build %s: recipe %s needs the source it builds (source: NAME)", b.Package, b.Recipe)
 	}
 	tc, err := c.prep.ToolchainSource()
 	if err != nil {
 		return "", err
 	}
-	lock, err := source.ReadLock(c.ws.Locks(), b.Source)
+	own, err := c.prep.Source(b.Source)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("build %s: %w", b.Package, err)
 	}
-	parts := []string{recipeVersion, b.Recipe, tc.Hash, GOOS, GOARCH, "source " + b.Source + " " + lock.Digest()}
+	pin := own.Hash
+	if own.Kind == source.GoMod {
+		lock, err := source.ReadLock(c.ws.Locks(), b.Source)
+		if err != nil {
+			return "", err
+		}
+		pin = lock.Digest()
+	}
+	parts := []string{recipeVersion, b.Recipe, tc.Hash, GOOS, GOARCH, "source " + b.Source + " " + pin}
 	for _, name := range r.sources {
 		s, err := c.prep.Source(name)
 		if err != nil {
@@ -76,6 +89,9 @@ func (c *Cache) recipe(ctx context.Context, b Binary) (string, error) {
 			return "", fmt.Errorf("build %s: %w", b.Package, err)
 		}
 		parts = append(parts, id)
+	}
+	if r.inputs != nil {
+		parts = append(parts, r.inputs(c)...)
 	}
 	parts = append(parts, b.Package, strings.Join(b.LDFlags, "\x00"), strings.Join(b.Tags, ","))
 	key := keyOf(parts...)

@@ -21,8 +21,8 @@ func TestRecipeErrors(t *testing.T) {
 		b    Binary
 		want string
 	}{
-		{Binary{Source: "gitea", Package: "code.gitea.io/gitea", Recipe: "nope"}, `unknown recipe "nope": known recipes are gitea`},
-		{Binary{Package: "./cmd/health", Recipe: "gitea"}, "needs the gomod source"},
+		{Binary{Source: "gitea", Package: "code.gitea.io/gitea", Recipe: "nope"}, `unknown recipe "nope": known recipes are git, gitea`},
+		{Binary{Package: "./cmd/health", Recipe: "gitea"}, "needs the source it builds"},
 	}
 	for _, tc := range tests {
 		if _, err := c.Binary(ctx, tc.b); err == nil || !strings.Contains(err.Error(), tc.want) {
