@@ -141,7 +141,10 @@ func newStatusCmd(g *globals) *cobra.Command {
 			for _, s := range st {
 				pid, mem := "-", "-"
 				if s.PID > 0 {
-					pid, mem = fmt.Sprint(s.PID), ui.Size(s.RSS)
+					pid = fmt.Sprint(s.PID)
+				}
+				if s.RSS > 0 {
+					mem = ui.Size(s.RSS)
 				}
 				rows = append(rows, []string{s.Component, s.State, pid, mem, s.Log})
 			}
