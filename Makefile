@@ -20,10 +20,8 @@ $(STACK): $(GOFILES) go.mod go.sum
 deps:
 	@scripts/deps
 
+# stack up fetches what it needs and verifies every source before it uses it.
 up: deps stack
-	$(STACK) sources verify
-	$(STACK) sources fetch
-	$(STACK) sources verify
 	$(STACK) up
 
 # down uses the stack binary already built when there is one: a checkout
