@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,7 +68,7 @@ func TestSourcesBadInput(t *testing.T) {
 		name, from, to, want, fetch string
 	}{
 		{"hash one character off", "h1:qDQdoMiluAE2", "h1:qDQdoMiluAE3", "kubernetes: lock of kubernetes: kubernetes.sum pins k8s.io/kubernetes@v1.36.3 to h1:qDQdoMiluAE2", "kubernetes"},
-		{"branch", "version: v3.6.16", "version: main", "config/sources.yaml:50: source \"etcd\": version \"main\" names a moving target", "runc"},
+		{"branch", "version: v3.6.16", "version: main", fmt.Sprintf("config/sources.yaml:%d: source \"etcd\": version \"main\" names a moving target", lineOf(committed, "version: v3.6.16")), "runc"},
 		{"unknown kind", "kind: deb\n    package: runc", "kind: rpm\n    package: runc", "unknown kind \"rpm\"", "runc"},
 	}
 	for _, tt := range tests {
@@ -108,4 +109,9 @@ func fileCount(t *testing.T, dir string) int {
 		return nil
 	})
 	return n
+}
+
+// lineOf is the 1-based line of the first occurrence of s in data.
+func lineOf(data []byte, s string) int {
+	return bytes.Count(data[:bytes.Index(data, []byte(s))], []byte("\n")) + 1
 }
