@@ -8,9 +8,12 @@ import (
 	"path/filepath"
 )
 
-// WriteFile writes data to path with permissions perm, atomically. The
-// directory must exist.
+// WriteFile writes data to path with permissions perm, atomically,
+// creating the parent directories (0755) if needed.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err

@@ -23,7 +23,10 @@ func TestWriteFile(t *testing.T) {
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("left %d entries, want only the file", len(ents))
 	}
-	if err := WriteFile(filepath.Join(dir, "missing", "f"), nil, 0o644); err == nil {
-		t.Error("wrote into a missing directory")
+	if err := WriteFile(filepath.Join(dir, "new", "f"), []byte("x"), 0o644); err != nil {
+		t.Errorf("into a new directory: %v", err)
+	}
+	if err := WriteFile(filepath.Join(p, "f"), nil, 0o644); err == nil {
+		t.Error("wrote below a file")
 	}
 }

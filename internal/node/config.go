@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hashbang/stack/internal/atomicfile"
+
 	"github.com/hashbang/stack/internal/registry"
 )
 
@@ -35,7 +37,7 @@ func (n *Node) writeConfig() error {
 		if err != nil {
 			return err
 		}
-		if err := writeFile(n.path(k.file), data, 0o600); err != nil {
+		if err := atomicfile.WriteFile(n.path(k.file), data, 0o600); err != nil {
 			return err
 		}
 	}
@@ -47,7 +49,7 @@ func (n *Node) writeConfig() error {
 		"etc/resolv.conf":             n.upstreamResolvConf(),
 	}
 	for name, content := range files {
-		if err := writeFile(n.path(name), []byte(content), 0o644); err != nil {
+		if err := atomicfile.WriteFile(n.path(name), []byte(content), 0o644); err != nil {
 			return err
 		}
 	}

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashbang/stack/internal/atomicfile"
+
 	"github.com/hashbang/stack/internal/ui"
 )
 
@@ -64,7 +66,7 @@ func (n *Node) writeState(s *State) error {
 	if err != nil {
 		return err
 	}
-	return writeFile(n.statePath(), append(data, '\n'), 0o600)
+	return atomicfile.WriteFile(n.statePath(), append(data, '\n'), 0o600)
 }
 
 func (s *State) proc(component string) (Proc, bool) {

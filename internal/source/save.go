@@ -3,7 +3,6 @@ package source
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/hashbang/stack/internal/atomicfile"
@@ -70,7 +69,7 @@ func Save(ctx context.Context, ws *workspace.Workspace, srcs []*Source) (int, er
 					// The go command asks a proxy for .info before the zip;
 					// the module cache lacks it for modules it resolved
 					// through go.mod files alone.
-					err = writeFileAtomicMkdir(dst, fmt.Appendf(nil, "{\"Version\":%q}\n", l.Version))
+					err = atomicfile.WriteFile(dst, fmt.Appendf(nil, "{\"Version\":%q}\n", l.Version), 0o644)
 				default:
 					continue
 				}
@@ -82,11 +81,4 @@ func Save(ctx context.Context, ws *workspace.Workspace, srcs []*Source) (int, er
 		}
 	}
 	return n, nil
-}
-
-func writeFileAtomicMkdir(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(path, data, 0o644)
 }
