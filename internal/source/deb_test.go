@@ -18,22 +18,7 @@ import (
 // sources.yaml with apt-get download, and checks that a wrong pin is refused
 // without touching the cache.
 func TestDebFetch(t *testing.T) {
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		t.Skip("apt-get is not installed: deb sources need Debian's apt")
-	}
-	root, _ := filepath.Abs(filepath.Join("..", ".."))
-	ws, err := workspace.New(root, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := Load(ws.Sources())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := cfg.Get("ca-certificates")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws, s := committedSource(t, "ca-certificates", "apt-get")
 	ctx := context.Background()
 	res, err := NewFetcher(ws, nil).Fetch(ctx, []*Source{s})
 	if err != nil {
@@ -51,7 +36,7 @@ func TestDebFetch(t *testing.T) {
 
 	wrong := *s
 	wrong.Hash = "sha256:" + strings.Repeat("0", 64)
-	empty, _ := workspace.New(root, t.TempDir())
+	empty, _ := workspace.New(ws.Root, t.TempDir())
 	before := listFiles(t, empty.Cache)
 	_, err = NewFetcher(empty, nil).Fetch(ctx, []*Source{&wrong})
 	if err == nil || !strings.Contains(err.Error(), "does not match sources.yaml: expected "+wrong.Hash+", got "+s.Hash) {
@@ -70,4 +55,28 @@ func TestDebFetch(t *testing.T) {
 	if !strings.Contains(string(out), "Candidate: "+v) {
 		t.Errorf("latestDeb = %s, apt-cache policy says:\n%s", v, out)
 	}
+}
+
+// committedSource returns this repository's source name, from the committed
+// sources.yaml, with a fresh cache; the test is skipped when client, the
+// program that fetches that kind, is not installed.
+func committedSource(t *testing.T, name, client string) (*workspace.Workspace, *Source) {
+	t.Helper()
+	if _, err := exec.LookPath(client); err != nil {
+		t.Skipf("%s is not installed: it fetches the %s source", client, name)
+	}
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	ws, err := workspace.New(root, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(ws.Sources())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := cfg.Get(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ws, s
 }

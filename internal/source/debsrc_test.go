@@ -3,7 +3,6 @@ package source
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,7 +10,6 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/hashbang/stack/internal/cache"
-	"github.com/hashbang/stack/internal/workspace"
 )
 
 const sampleDsc = `-----BEGIN PGP SIGNED MESSAGE-----
@@ -106,22 +104,7 @@ func TestDebSrcLines(t *testing.T) {
 // patches, and checks that a tampered file or .dsc is refused without
 // touching the cache.
 func TestDebSrcFetch(t *testing.T) {
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		t.Skip("apt-get is not installed: debsrc sources need Debian's apt")
-	}
-	root, _ := filepath.Abs(filepath.Join("..", ".."))
-	ws, err := workspace.New(root, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := Load(ws.Sources())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := cfg.Get("zlib")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws, s := committedSource(t, "zlib", "apt-get")
 	ctx := context.Background()
 	res, err := NewFetcher(ws, nil).Fetch(ctx, []*Source{s})
 	if err != nil {

@@ -15,8 +15,6 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
-
-	"github.com/hashbang/stack/internal/workspace"
 )
 
 // arFile builds an ar archive of the given members, as dpkg-deb does.
@@ -173,22 +171,7 @@ func TestExtractDeb(t *testing.T) {
 // checks the binary runs, that the directory is reused, and that a missing
 // blob says how to fetch it.
 func TestExtractSource(t *testing.T) {
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		t.Skip("apt-get is not installed: deb sources need Debian's apt")
-	}
-	root, _ := filepath.Abs(filepath.Join("..", ".."))
-	ws, err := workspace.New(root, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := Load(ws.Sources())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := cfg.Get("runc")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws, s := committedSource(t, "runc", "apt-get")
 	ctx := context.Background()
 	if _, err := Extract(ctx, ws, s); err == nil || !strings.Contains(err.Error(), "stack sources fetch runc") {
 		t.Fatalf("extract before fetch: %v", err)

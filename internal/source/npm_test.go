@@ -6,7 +6,6 @@ import (
 	"crypto/sha512"
 	"encoding/base64"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -140,22 +139,7 @@ func TestNpmFetch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("downloads from the npm registry")
 	}
-	if _, err := exec.LookPath("npm"); err != nil {
-		t.Skip("npm is not installed: npm sources need the npm client")
-	}
-	root, _ := filepath.Abs(filepath.Join("..", ".."))
-	ws, err := workspace.New(root, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := Load(ws.Sources())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := cfg.Get("pnpm")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws, s := committedSource(t, "pnpm", "npm")
 	ctx := context.Background()
 	if _, err := NewFetcher(ws, nil).Fetch(ctx, []*Source{s}); err != nil {
 		if strings.Contains(err.Error(), "ENOTFOUND") || strings.Contains(err.Error(), "EAI_AGAIN") {
@@ -179,7 +163,7 @@ func TestNpmFetch(t *testing.T) {
 
 	wrong := *s
 	wrong.Hash = goodIntegrity
-	empty, _ := workspace.New(root, t.TempDir())
+	empty, _ := workspace.New(ws.Root, t.TempDir())
 	before := listFiles(t, empty.Cache)
 	_, err = NewFetcher(empty, nil).Fetch(ctx, []*Source{&wrong})
 	if err == nil || !strings.Contains(err.Error(), "does not match sources.yaml") {

@@ -145,13 +145,7 @@ func verifyModule(downloads, extracted string, l SumLine) (int, bool, error) {
 			return 0, false, nil
 		}
 		h, err := dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) { return os.Open(p) })
-		if err != nil {
-			return 1, true, err
-		}
-		if h != l.Hash {
-			return 1, true, fmt.Errorf("cached go.mod does not match the lock: expected %s, got %s; delete %s and fetch again", l.Hash, h, p)
-		}
-		return 1, true, nil
+		return 1, true, compareHash("cached go.mod", p, l.Hash, h, err)
 	}
 	n := 0
 	var errs []error
@@ -160,13 +154,7 @@ func verifyModule(downloads, extracted string, l SumLine) (int, bool, error) {
 	if cached {
 		n++
 		h, err := dirhash.HashZip(zip, dirhash.Hash1)
-		switch {
-		case err != nil:
-			err = fmt.Errorf("cached zip is damaged (%v); delete %s and fetch again", err, zip)
-		case h != l.Hash:
-			err = fmt.Errorf("cached zip does not match the lock: expected %s, got %s; delete %s and fetch again", l.Hash, h, zip)
-		}
-		if err != nil {
+		if err := compareHash("cached zip", zip, l.Hash, h, err); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -174,13 +162,7 @@ func verifyModule(downloads, extracted string, l SumLine) (int, bool, error) {
 		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 			n++
 			h, err := dirhash.HashDir(dir, m.Path+"@"+m.Version, dirhash.Hash1)
-			switch {
-			case err != nil:
-				err = fmt.Errorf("extracted tree is unreadable (%v); delete %s and fetch again", err, dir)
-			case h != l.Hash:
-				err = fmt.Errorf("extracted tree does not match the lock: expected %s, got %s; delete %s and fetch again", l.Hash, h, dir)
-			}
-			if err != nil {
+			if err := compareHash("extracted tree", dir, l.Hash, h, err); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -188,15 +170,37 @@ func verifyModule(downloads, extracted string, l SumLine) (int, bool, error) {
 	return n, cached, errors.Join(errs...)
 }
 
-// downloadPath is where a GOPROXY-layout directory (a module cache's
-// cache/download, or the in-repo cache) keeps the file of m ending in ext.
-func downloadPath(root string, m module.Version, ext string) string {
+// compareHash turns the outcome of hashing a cached artifact at path (what
+// it is) into an error saying what to do, or nil when got is want.
+func compareHash(what, path, want, got string, err error) error {
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s is damaged (%v); delete %s and fetch again", what, err, path)
+	case got != want:
+		return fmt.Errorf("%s does not match the lock: expected %s, got %s; delete %s and fetch again", what, want, got, path)
+	}
+	return nil
+}
+
+// escaped returns m's path and version escaped as module caches and
+// proxies name them on disk.
+func escaped(m module.Version) (path, version string, ok bool) {
 	p, err := module.EscapePath(m.Path)
 	if err != nil {
-		return ""
+		return "", "", false
 	}
 	v, err := module.EscapeVersion(m.Version)
 	if err != nil {
+		return "", "", false
+	}
+	return p, v, true
+}
+
+// downloadPath is where a GOPROXY-layout directory (a module cache's
+// cache/download, or the in-repo cache) keeps the file of m ending in ext.
+func downloadPath(root string, m module.Version, ext string) string {
+	p, v, ok := escaped(m)
+	if !ok {
 		return ""
 	}
 	return filepath.Join(root, p, "@v", v+ext)
@@ -204,12 +208,8 @@ func downloadPath(root string, m module.Version, ext string) string {
 
 // extractedPath is where a module cache keeps the extracted tree of m.
 func extractedPath(modCache string, m module.Version) string {
-	p, err := module.EscapePath(m.Path)
-	if err != nil {
-		return ""
-	}
-	v, err := module.EscapeVersion(m.Version)
-	if err != nil {
+	p, v, ok := escaped(m)
+	if !ok {
 		return ""
 	}
 	return filepath.Join(modCache, p+"@"+v)
