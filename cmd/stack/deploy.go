@@ -133,15 +133,7 @@ tree, and only one that passes the signature policy from the trust root
   stack deploy production --commit production --root 4f2a...`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := g.format()
-			if err != nil {
-				return err
-			}
-			ws, err := g.workspace()
-			if err != nil {
-				return err
-			}
-			env, err := cluster.Load(ws, args[0])
+			format, ws, env, err := g.environment(args[0])
 			if err != nil {
 				return err
 			}
@@ -233,4 +225,19 @@ func shortCommit(c string) string {
 		return "(no commit)"
 	}
 	return c
+}
+
+// environment returns the output format, the workspace and its environment
+// name: what every command about one environment starts with.
+func (g *globals) environment(name string) (ui.Format, *workspace.Workspace, *cluster.Environment, error) {
+	format, err := g.format()
+	if err != nil {
+		return "", nil, nil, err
+	}
+	ws, err := g.workspace()
+	if err != nil {
+		return "", nil, nil, err
+	}
+	env, err := cluster.Load(ws, name)
+	return format, ws, env, err
 }

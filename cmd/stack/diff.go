@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hashbang/stack/internal/cluster"
 	"github.com/hashbang/stack/internal/deploy"
 	"github.com/hashbang/stack/internal/ui"
 )
@@ -39,15 +38,7 @@ Exit status: 0 when nothing differs (or drift was recorded), 1 otherwise.`,
   stack diff production -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := g.format()
-			if err != nil {
-				return err
-			}
-			ws, err := g.workspace()
-			if err != nil {
-				return err
-			}
-			env, err := cluster.Load(ws, args[0])
+			format, ws, env, err := g.environment(args[0])
 			if err != nil {
 				return err
 			}

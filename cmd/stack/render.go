@@ -31,15 +31,7 @@ work tree.`,
   stack render staging -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := g.format()
-			if err != nil {
-				return err
-			}
-			ws, err := g.workspace()
-			if err != nil {
-				return err
-			}
-			env, err := cluster.Load(ws, args[0])
+			format, ws, env, err := g.environment(args[0])
 			if err != nil {
 				return err
 			}
