@@ -9,11 +9,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/hashbang/stack/internal/gitcmd"
 
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
@@ -194,20 +195,5 @@ func git(ctx context.Context, dir string, stdin io.Reader, args ...string) ([]by
 }
 
 func gitEnv(ctx context.Context, dir string, env []string, stdin io.Reader, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = dir
-	cmd.Stdin = stdin
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "LC_ALL=C")
-	cmd.Env = append(cmd.Env, env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			msg = err.Error()
-		}
-		return out, fmt.Errorf("git %s: %s", args[0], msg)
-	}
-	return out, nil
+	return gitcmd.Cmd{Dir: dir, Env: env, Stdin: stdin}.Run(ctx, args...)
 }

@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+
+	"github.com/hashbang/stack/internal/gitcmd"
 )
 
 // repo reads objects of a git repository through the real git binary: one
@@ -69,18 +71,7 @@ func (r *repo) Close() error {
 
 // git runs one git command in the repository and returns its stdout.
 func (r *repo) git(ctx context.Context, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", r.dir}, args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			msg = err.Error()
-		}
-		return nil, fmt.Errorf("git %s: %s", args[0], msg)
-	}
-	return out, nil
+	return gitcmd.Run(ctx, r.dir, args...)
 }
 
 // errMissing is returned for object names that do not resolve.
