@@ -77,6 +77,9 @@ stops everything and restores the host.`,
 				return err
 			}
 			fmt.Fprintf(stdout(cmd), "\n%s is up: kubectl --kubeconfig %s get pods -A\n", res.Env, res.Kubeconfig)
+			for _, n := range res.Notes {
+				fmt.Fprintln(stdout(cmd), n)
+			}
 			return nil
 		},
 	}

@@ -60,6 +60,10 @@ type Environment struct {
 	Kubeconfig string `yaml:"kubeconfig,omitempty" json:"kubeconfig,omitempty"`
 	// Ref is the git ref whose commits are deployed to the environment.
 	Ref string `yaml:"ref,omitempty" json:"ref,omitempty"`
+	// NodeDir is the data directory of a local environment's node,
+	// CACHE/node/CLUSTER (internal/node's layout): relative hostPaths of
+	// its PersistentVolumes are under it.
+	NodeDir string `yaml:"-" json:"nodeDir,omitempty"`
 }
 
 var (
@@ -88,6 +92,9 @@ func Load(ws *workspace.Workspace, name string) (*Environment, error) {
 		return nil, err
 	}
 	env.Name, env.Dir = name, dir
+	if env.Backend == Local {
+		env.NodeDir = filepath.Join(ws.Cache, "node", env.Cluster)
+	}
 	return env, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -73,10 +74,56 @@ func Render(t *Tree, env *cluster.Environment) (*Rendered, error) {
 		if err := pinImages(u, env.Registry, t.Lock, r.Images); err != nil {
 			return nil, err
 		}
+		if err := nodeVolume(u, env); err != nil {
+			return nil, err
+		}
 		r.Objects = append(r.Objects, u)
 	}
 	Sort(r.Objects)
 	return r, nil
+}
+
+// nodeVolume resolves the hostPath of a PersistentVolume of a local
+// environment that is relative (volumes/gitea) against the node's data
+// directory, so that the data lives with the node (and `stack down --purge`
+// deletes it). Elsewhere a relative hostPath is an error: no node directory
+// exists to resolve it against.
+func nodeVolume(u *unstructured.Unstructured, env *cluster.Environment) error {
+	if u.GetKind() != "PersistentVolume" || u.GroupVersionKind().Group != "" {
+		return nil
+	}
+	p, ok, _ := unstructured.NestedString(u.Object, "spec", "hostPath", "path")
+	if !ok || path.IsAbs(p) {
+		return nil
+	}
+	clean := path.Clean(p)
+	if p == "" || clean == "." || clean == ".." || strings.HasPrefix(clean, "../") {
+		return fmt.Errorf("render infra/%s: PersistentVolume %s: hostPath %q must be a directory below the node's data directory (volumes/NAME) or absolute", env.Name, u.GetName(), p)
+	}
+	if env.Backend != cluster.Local || env.NodeDir == "" {
+		return fmt.Errorf("render infra/%s: PersistentVolume %s: hostPath %q is relative, which only a local environment's node resolves: give an absolute path or another volume source", env.Name, u.GetName(), p)
+	}
+	return unstructured.SetNestedField(u.Object, path.Join(filepath.ToSlash(env.NodeDir), clean), "spec", "hostPath", "path")
+}
+
+// NodeVolumes are the directories of a local environment's node that its
+// PersistentVolumes use (hostPaths under env.NodeDir), for `stack up` to
+// create.
+func NodeVolumes(r *Rendered, env *cluster.Environment) []string {
+	var out []string
+	if env.NodeDir == "" {
+		return nil
+	}
+	prefix := filepath.ToSlash(env.NodeDir) + "/"
+	for _, u := range r.Objects {
+		if u.GetKind() != "PersistentVolume" {
+			continue
+		}
+		if p, ok, _ := unstructured.NestedString(u.Object, "spec", "hostPath", "path"); ok && strings.HasPrefix(p, prefix) {
+			out = append(out, filepath.FromSlash(p))
+		}
+	}
+	return out
 }
 
 // Sort puts objects in apply order: CRDs and namespaces first, then by

@@ -41,7 +41,7 @@ func writeTree(t testing.TB, files map[string]string) string {
 // images lock.
 func repoFiles(t testing.TB) map[string]string {
 	t.Helper()
-	files := map[string]string{"images/images.lock": "health " + testDigest + "\n"}
+	files := map[string]string{"images/images.lock": "gitea " + testDigest + "\nhealth " + testDigest + "\n"}
 	for _, dir := range TreeDirs {
 		err := filepath.WalkDir(filepath.Join("..", "..", dir), func(p string, d os.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
@@ -60,7 +60,53 @@ func repoFiles(t testing.TB) map[string]string {
 }
 
 func testEnv(name string) *cluster.Environment {
-	return &cluster.Environment{Name: name, Backend: cluster.Local, Cluster: name, Registry: "registry.localhost:5000"}
+	return &cluster.Environment{Name: name, Backend: cluster.Local, Cluster: name, Registry: "registry.localhost:5000", NodeDir: "/cache/node/" + name}
+}
+
+// TestNodeVolume: a relative hostPath of a PersistentVolume is under a local
+// environment's node directory, and refused elsewhere or when it leaves it.
+func TestNodeVolume(t *testing.T) {
+	pv := func(p string) string {
+		return "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: data}\nspec:\n  capacity: {storage: 1Gi}\n  accessModes: [ReadWriteOnce]\n  hostPath: {path: " + p + "}\n"
+	}
+	for _, tc := range []struct {
+		path, backend, want, err string
+	}{
+		{path: "volumes/gitea", backend: "local", want: "/cache/node/development/volumes/gitea"},
+		{path: "./volumes//gitea/", backend: "local", want: "/cache/node/development/volumes/gitea"},
+		{path: "/srv/gitea", backend: "local", want: "/srv/gitea"},
+		{path: "/srv/gitea", backend: "kubeconfig", want: "/srv/gitea"},
+		{path: "volumes/gitea", backend: "kubeconfig", err: "only a local environment"},
+		{path: "../etcd", backend: "local", err: "below the node's data directory"},
+		{path: ".", backend: "local", err: "below the node's data directory"},
+	} {
+		dir := writeTree(t, map[string]string{
+			"images/images.lock":                   "",
+			"infra/development/kustomization.yaml": "resources: [pv.yaml]\n",
+			"infra/development/pv.yaml":            pv(tc.path),
+		})
+		env := testEnv("development")
+		if tc.backend != "local" {
+			env.Backend, env.NodeDir = cluster.Kubeconfig, ""
+		}
+		r, err := Render(mustTree(t, dir), env)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s on %s: error %v, want %q", tc.path, tc.backend, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s on %s: %v", tc.path, tc.backend, err)
+		}
+		got := r.Objects[0].Object["spec"].(map[string]any)["hostPath"].(map[string]any)["path"]
+		if got != tc.want {
+			t.Errorf("%s on %s: path %v, want %s", tc.path, tc.backend, got, tc.want)
+		}
+		if vols := NodeVolumes(r, env); tc.backend == "local" && strings.HasPrefix(tc.want, "/cache/") && (len(vols) != 1 || vols[0] != tc.want) {
+			t.Errorf("NodeVolumes = %v, want [%s]", vols, tc.want)
+		}
+	}
 }
 
 func mustTree(t testing.TB, dir string) *Tree {
@@ -82,7 +128,8 @@ func TestRenderRepository(t *testing.T) {
 	for _, u := range r.Objects {
 		keys = append(keys, KeyOf(u).String())
 	}
-	want := "Namespace health, Service health/health, Deployment.apps health/health"
+	want := "Namespace gitea, Namespace health, ConfigMap gitea/gitea-config, Service gitea/gitea, Service health/health, " +
+		"Deployment.apps gitea/gitea, Deployment.apps health/health, PersistentVolume gitea-data, PersistentVolumeClaim gitea/gitea-data"
 	if got := strings.Join(keys, ", "); got != want {
 		t.Errorf("objects %s, want %s", got, want)
 	}
@@ -349,7 +396,8 @@ func FuzzRender(f *testing.F) {
 
 // TestCompare shows how far this repository's environments are from
 // development: production by two fields and its replicas, the others by
-// the hostPort only.
+// the hostPort only; gitea runs in development alone (the seed's services
+// table lists it N/A elsewhere).
 func TestCompare(t *testing.T) {
 	tr := mustTree(t, writeTree(t, repoFiles(t)))
 	devs, err := Compare(tr, testEnv("development"), []*cluster.Environment{testEnv("production"), testEnv("staging")})
@@ -363,7 +411,7 @@ func TestCompare(t *testing.T) {
 				got[d.Env] = append(got[d.Env], c.Object+" "+ch.String())
 			}
 		}
-		if len(d.Added)+len(d.Removed) != 0 {
+		if len(d.Added) != 0 || fmt.Sprint(d.Removed) != "[ConfigMap gitea/gitea-config Deployment.apps gitea/gitea Namespace gitea PersistentVolume gitea-data PersistentVolumeClaim gitea/gitea-data Service gitea/gitea]" {
 			t.Errorf("%s: added %v removed %v", d.Env, d.Added, d.Removed)
 		}
 	}
@@ -375,7 +423,7 @@ func TestCompare(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("deviations:\n%v\nwant:\n%v", got, want)
 	}
-	if devs[0].Count != 3 || devs[1].Count != 2 {
+	if devs[0].Count != 9 || devs[1].Count != 8 {
 		t.Errorf("counts %d %d", devs[0].Count, devs[1].Count)
 	}
 }

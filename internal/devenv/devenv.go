@@ -76,6 +76,9 @@ type Result struct {
 	Kubeconfig string            `json:"kubeconfig"`
 	APIServer  string            `json:"apiServer"`
 	Services   map[string]string `json:"services"`
+	// Notes are what the user must read once, such as the gitea admin's
+	// generated password the first time.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Up brings the environment up; when it already runs and nothing changed
@@ -157,6 +160,15 @@ func (e *Env) Up(ctx context.Context) (_ *Result, err error) {
 	if err := e.Node.ApplyDNS(ctx, p, dns); err != nil {
 		return nil, err
 	}
+	if err := e.prepareVolumes(rendered); err != nil {
+		return nil, err
+	}
+	gitea := deploysGitea(rendered)
+	if gitea {
+		if err := e.giteaSecretKey(ctx); err != nil {
+			return nil, fmt.Errorf("gitea's secret key: %w", err)
+		}
+	}
 	if err := e.deploy(ctx, rendered); err != nil {
 		return nil, err
 	}
@@ -168,6 +180,17 @@ func (e *Env) Up(ctx context.Context) (_ *Result, err error) {
 		Kubeconfig: e.Node.Kubeconfig(),
 		APIServer:  e.Node.APIServer(),
 		Services:   map[string]string{},
+	}
+	if gitea {
+		step := p.Start("gitea admin %s", GiteaAdmin)
+		pw, err := e.giteaAdmin(ctx)
+		if err = step.Done(err); err != nil {
+			return nil, err
+		}
+		if pw != "" {
+			res.Notes = append(res.Notes, fmt.Sprintf("gitea admin: %s / %s (shown once; kubectl --kubeconfig %s -n %s get secret %s -o jsonpath='{.data.password}' | base64 -d)",
+				GiteaAdmin, pw, e.Node.Kubeconfig(), giteaNamespace, giteaAdminSecret))
+		}
 	}
 	for port, svc := range ports {
 		res.Services[svc] = fmt.Sprintf("http://localhost:%d", port)

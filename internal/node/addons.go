@@ -20,7 +20,23 @@ func (n *Node) DNS(image string) string {
 	if data, err := os.ReadFile(n.path("etc", "resolv.conf")); err == nil && strings.Contains(string(data), "nameserver") {
 		forward = "        forward . /etc/resolv.conf\n"
 	}
-	return `apiVersion: v1
+	// The first object lets the API server use the kubelet's API (exec,
+	// logs, port-forward): the kubelet authorizes its client certificate's
+	// user through the API server, whose RBAC must allow it.
+	return `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: stack:kube-apiserver-kubelet-client
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: system:kubelet-api-admin
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: User
+  name: kube-apiserver-kubelet-client
+---
+apiVersion: v1
 kind: ServiceAccount
 metadata:
   name: coredns
