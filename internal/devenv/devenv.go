@@ -145,6 +145,11 @@ func (e *Env) Up(ctx context.Context) (_ *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// Building may have changed digests in images/images.lock: render again,
+	// so the deploy pins the images just built and pushed.
+	if rendered, err = e.render(ctx); err != nil {
+		return nil, err
+	}
 	pause, ok := refs["pause"]
 	if !ok {
 		return nil, errors.New("images/pause is missing: the node's pod sandbox is our pause image")
