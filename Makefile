@@ -3,12 +3,13 @@
 #   make up      build and verify everything, bring the development environment up
 #   make down    take the development environment down
 #   make test    run every test (installs the Debian packages the tests use)
+#   make repro   rebuild every image twice in isolation and compare (REPRO="NAME..." for some)
 
 GO      ?= go
 STACK   := bin/stack
 GOFILES := $(shell git ls-files '*.go' 2>/dev/null)
 
-.PHONY: all up down test deps stack vet fmt-check
+.PHONY: all up down test repro deps stack vet fmt-check
 
 all: stack
 
@@ -29,6 +30,10 @@ up: deps stack
 down:
 	@test -x $(STACK) || $(MAKE) stack
 	$(STACK) down
+
+REPRO ?= $(sort $(notdir $(patsubst %/image.yaml,%,$(wildcard images/*/image.yaml))))
+repro: stack
+	$(STACK) repro $(REPRO)
 
 vet:
 	$(GO) vet ./...
