@@ -23,21 +23,7 @@ import (
 // on a Ready node, a pod resolves and reaches the health Service by its DNS
 // name, and every image in the cluster came from our registry.
 func TestUpEndToEnd(t *testing.T) {
-	cacheDir := os.Getenv("STACK_E2E")
-	if cacheDir == "" {
-		t.Skip("set STACK_E2E=CACHE after `stack up` to check the running development environment")
-	}
-	root, _ := filepath.Abs(filepath.Join("..", ".."))
-	ws, err := workspace.New(root, cacheDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := cluster.Load(ws, "development")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := node.New(ws.Cache, env.Cluster)
-	n.Bins = map[string]string{"kubectl": findKubectl(t, ws.Cache)}
+	ws, env, n := runningNode(t)
 	ctx := context.Background()
 
 	resp, err := http.Get("http://localhost:2321")
@@ -170,4 +156,27 @@ func toolDir(t *testing.T, cacheDir, name string) string {
 		t.Fatalf("no %s extracted under %s/tools", name, cacheDir)
 	}
 	return m[0]
+}
+
+// runningNode is the development environment that `stack up` brought up
+// with the cache STACK_E2E names, and its node; without STACK_E2E the test
+// is skipped.
+func runningNode(t *testing.T) (*workspace.Workspace, *cluster.Environment, *node.Node) {
+	t.Helper()
+	cacheDir := os.Getenv("STACK_E2E")
+	if cacheDir == "" {
+		t.Skip("set STACK_E2E=CACHE after `stack up` to check the running development environment")
+	}
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	ws, err := workspace.New(root, cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := cluster.Load(ws, "development")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := node.New(ws.Cache, env.Cluster)
+	n.Bins = map[string]string{"kubectl": findKubectl(t, ws.Cache)}
+	return ws, env, n
 }

@@ -18,10 +18,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hashbang/stack/internal/cluster"
-	"github.com/hashbang/stack/internal/node"
-	"github.com/hashbang/stack/internal/workspace"
 )
 
 const giteaURL = "http://localhost:2322"
@@ -35,21 +31,7 @@ const giteaURL = "http://localhost:2322"
 // browser saves a screenshot of the home page (STACK_E2E_SCREENSHOT, default
 // a file under the test's temporary directory, logged).
 func TestGiteaEndToEnd(t *testing.T) {
-	cacheDir := os.Getenv("STACK_E2E")
-	if cacheDir == "" {
-		t.Skip("set STACK_E2E=CACHE after `stack up` to check the running development environment")
-	}
-	root, _ := filepath.Abs(filepath.Join("..", ".."))
-	ws, err := workspace.New(root, cacheDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := cluster.Load(ws, "development")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := node.New(ws.Cache, env.Cluster)
-	n.Bins = map[string]string{"kubectl": findKubectl(t, ws.Cache)}
+	_, _, n := runningNode(t)
 	ctx := context.Background()
 
 	// The home page and its styles.
