@@ -203,7 +203,12 @@ func (n *Node) Status(ctx context.Context) ([]ComponentStatus, error) {
 		}
 		out = append(out, cs)
 	}
-	// The pods' containers and their shims, started by containerd.
+	// The pods' containers and their shims, started by containerd. The pod
+	// cgroups are the host's: count them only while this node has a
+	// process alive.
+	if !n.anyAlive() {
+		return out, nil
+	}
 	if pids := append(cgroupPIDs(), pidsWithArg(n.containerdSocket())...); len(pids) > 0 {
 		cs := ComponentStatus{Component: "pods and shims", State: fmt.Sprintf("%d processes", len(pids)), Log: n.path("kubelet", "pod-logs")}
 		for _, pid := range pids {
@@ -212,4 +217,18 @@ func (n *Node) Status(ctx context.Context) ([]ComponentStatus, error) {
 		out = append(out, cs)
 	}
 	return out, nil
+}
+
+// anyAlive reports whether a process this node recorded still runs.
+func (n *Node) anyAlive() bool {
+	s, err := n.ReadState()
+	if err != nil {
+		return false
+	}
+	for _, p := range s.Procs {
+		if p.Alive() {
+			return true
+		}
+	}
+	return false
 }
