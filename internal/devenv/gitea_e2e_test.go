@@ -123,6 +123,41 @@ func TestGiteaEndToEnd(t *testing.T) {
 		t.Errorf("the pushed file through the web: %d %q", status, body)
 	}
 	t.Logf("user %s pushed %s to %s/%s/e2e and cloned it back", user, head, giteaURL, user)
+	// What TestGiteaKeepsData looks for after a stack down and up.
+	mark := pushed{User: user, Password: userPW, File: raw, Commit: head}
+	b, _ := json.Marshal(mark)
+	if err := os.WriteFile(giteaMark(), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pushed is what TestGiteaEndToEnd pushed, for TestGiteaKeepsData.
+type pushed struct {
+	User, Password, File, Commit string
+}
+
+// giteaMark is where TestGiteaEndToEnd records its push, beside the cache.
+func giteaMark() string { return filepath.Join(os.Getenv("STACK_E2E"), "e2e-gitea-pushed.json") }
+
+// TestGiteaKeepsData checks, after `stack down` and `stack up` (as .ci/run
+// does), that the user, repository and file that TestGiteaEndToEnd pushed
+// before are still served: gitea's data lives on the node's volume.
+func TestGiteaKeepsData(t *testing.T) {
+	runningNode(t)
+	b, err := os.ReadFile(giteaMark())
+	if err != nil {
+		t.Skipf("no earlier push recorded (run TestGiteaEndToEnd, stack down, stack up first): %v", err)
+	}
+	var mark pushed
+	if err := json.Unmarshal(b, &mark); err != nil {
+		t.Fatal(err)
+	}
+	status, body := get(t, mark.File, mark.User, mark.Password)
+	if status != http.StatusOK || !strings.Contains(body, "pushed by") {
+		t.Fatalf("after down and up, %s: %d %q", mark.File, status, body)
+	}
+	os.Remove(giteaMark())
+	t.Logf("%s still serves %s, pushed before stack down and up", giteaURL, mark.File)
 }
 
 // screenshot loads the home page in headless Chromium and saves a
