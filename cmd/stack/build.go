@@ -91,11 +91,7 @@ size, hash) and config field. It also says whether the result matches
 images/images.lock.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := g.format()
-			if err != nil {
-				return err
-			}
-			ws, err := g.workspace()
+			format, ws, err := g.open()
 			if err != nil {
 				return err
 			}

@@ -230,11 +230,7 @@ func shortCommit(c string) string {
 // environment returns the output format, the workspace and its environment
 // name: what every command about one environment starts with.
 func (g *globals) environment(name string) (ui.Format, *workspace.Workspace, *cluster.Environment, error) {
-	format, err := g.format()
-	if err != nil {
-		return "", nil, nil, err
-	}
-	ws, err := g.workspace()
+	format, ws, err := g.open()
 	if err != nil {
 		return "", nil, nil, err
 	}

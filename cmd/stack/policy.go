@@ -46,11 +46,7 @@ commit fails.`,
   stack policy verify -o json production~10..production`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := g.format()
-			if err != nil {
-				return err
-			}
-			ws, err := g.workspace()
+			format, ws, err := g.open()
 			if err != nil {
 				return err
 			}

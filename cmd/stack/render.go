@@ -72,11 +72,7 @@ and lists, per environment, the objects added or removed and each field that
 differs from development, with a count, so that "remote infrastructure
 deviates from local only via small overlays" is something to review.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := g.format()
-			if err != nil {
-				return err
-			}
-			ws, err := g.workspace()
+			format, ws, err := g.open()
 			if err != nil {
 				return err
 			}

@@ -63,6 +63,17 @@ func (g *globals) workspace() (*workspace.Workspace, error) {
 	return workspace.Find(g.repo, g.cache)
 }
 
+// open returns the --output format and the workspace: what most commands
+// start with.
+func (g *globals) open() (ui.Format, *workspace.Workspace, error) {
+	format, err := g.format()
+	if err != nil {
+		return "", nil, err
+	}
+	ws, err := g.workspace()
+	return format, ws, err
+}
+
 // format returns the --output format.
 func (g *globals) format() (ui.Format, error) {
 	return ui.ParseFormat(g.output)

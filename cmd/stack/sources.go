@@ -164,11 +164,7 @@ written unless every named source updated. Running it on a source already at its
 newest release relocks it; adding an entry without a hash and running update fills
 the hash in.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := g.format()
-			if err != nil {
-				return err
-			}
-			ws, err := g.workspace()
+			format, ws, err := g.open()
 			if err != nil {
 				return err
 			}

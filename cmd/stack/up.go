@@ -45,11 +45,7 @@ stops everything and restores the host.`,
   sudo stack up development -o json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := g.format()
-			if err != nil {
-				return err
-			}
-			ws, err := g.workspace()
+			format, ws, err := g.open()
 			if err != nil {
 				return err
 			}
@@ -121,11 +117,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "Show each component of the local environment's node: running, unhealthy or stopped",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := g.format()
-			if err != nil {
-				return err
-			}
-			ws, err := g.workspace()
+			format, ws, err := g.open()
 			if err != nil {
 				return err
 			}
