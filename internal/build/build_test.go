@@ -140,8 +140,8 @@ func checkStatic(t *testing.T, path string) {
 		t.Errorf("machine = %v, want x86-64", f.Machine)
 	}
 	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			t.Errorf("%s has a program interpreter", path)
+		if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
+			t.Errorf("%s has a %s program header: not static", path, p.Type)
 		}
 	}
 	libs, err := f.ImportedLibraries()

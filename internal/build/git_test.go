@@ -3,7 +3,6 @@ package build
 import (
 	"bytes"
 	"context"
-	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,19 +36,7 @@ func TestGitRecipe(t *testing.T) {
 	}
 	t.Logf("git built (or found) in %s: %s", time.Since(start).Round(time.Second), p)
 
-	f, err := elf.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, prog := range f.Progs {
-		if prog.Type == elf.PT_INTERP || prog.Type == elf.PT_DYNAMIC {
-			t.Errorf("%s has a %s program header: not static", p, prog.Type)
-		}
-	}
-	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
-		t.Errorf("%s needs %v", p, libs)
-	}
-	f.Close()
+	checkStatic(t, p)
 
 	// Byte-identical when built again elsewhere.
 	start = time.Now()

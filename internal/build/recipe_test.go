@@ -2,7 +2,6 @@ package build
 
 import (
 	"context"
-	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,16 +55,7 @@ func TestGiteaRecipe(t *testing.T) {
 	}
 	t.Logf("gitea built (or found) in %s: %s", time.Since(start).Round(time.Second), p)
 
-	f, err := elf.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, prog := range f.Progs {
-		if prog.Type == elf.PT_INTERP {
-			t.Errorf("%s has a program interpreter: not static", p)
-		}
-	}
-	f.Close()
+	checkStatic(t, p)
 	out, err := exec.Command(p, "--version").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "1.26.0") || !strings.Contains(string(out), "sqlite") {
 		t.Errorf("gitea --version: %s %v", out, err)
