@@ -16,7 +16,6 @@ import (
 )
 
 func newCICmd(g *globals) *cobra.Command {
-	var data string
 	cmd := &cobra.Command{
 		Use:   "ci",
 		Short: "List, follow and start the CI jobs of the repositories `stack serve` hosts",
@@ -39,17 +38,7 @@ STACK_CI_COMMIT, STACK_CI_JOB, STACK_CI_PIPELINE, STACK_CI_TRIGGER set.
 These commands work on the data directory directly, whether or not
 ` + "`stack serve`" + ` runs; jobs queued while it is down run when it starts.`,
 	}
-	cmd.PersistentFlags().StringVar(&data, "data", "", "data directory of stack serve (default CACHE/serve)")
-	dataDir := func() (string, error) {
-		if data != "" {
-			return filepath.Abs(data)
-		}
-		ws, err := g.workspace()
-		if err != nil {
-			return "", fmt.Errorf("%w (or give --data DIR)", err)
-		}
-		return serveDataDir(ws.Cache), nil
-	}
+	dataDir := g.dataDir
 	cmd.AddCommand(newCIListCmd(g, dataDir), newCILogsCmd(dataDir), newCIRunCmd(g, dataDir))
 	return cmd
 }

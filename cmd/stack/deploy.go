@@ -1,11 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"os/user"
+	"io"
 	"strings"
 	"time"
 
@@ -14,97 +11,25 @@ import (
 	"github.com/hashbang/stack/internal/cluster"
 	"github.com/hashbang/stack/internal/deploy"
 	"github.com/hashbang/stack/internal/policy"
+	"github.com/hashbang/stack/internal/release"
 	"github.com/hashbang/stack/internal/ui"
 	"github.com/hashbang/stack/internal/workspace"
 )
 
-// deployFlags are the flags deploy and diff share: where the cluster and
-// the state repo are, and what to render.
+// deployFlags are the flags deploy and diff share: what to render.
 type deployFlags struct {
-	kubeconfig string
-	data       string
-	rev        string
+	rev string
 }
 
 func (f *deployFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: the environment's; for the local backend CACHE/node/CLUSTER/kubeconfig)")
-	cmd.Flags().StringVar(&f.data, "data", "", "data directory of stack serve, holding the state repos (default CACHE/serve)")
 	cmd.Flags().StringVar(&f.rev, "commit", "", "render this commit instead of the work tree (protected environments: default the environment's ref, else HEAD)")
-}
-
-// deployer connects to env's cluster and opens its state repo.
-func (f *deployFlags) deployer(ctx context.Context, ws *workspace.Workspace, env *cluster.Environment) (*deploy.Deployer, error) {
-	kc, err := deploy.KubeconfigPath(ws, env, f.kubeconfig)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := deploy.LoadConfig(kc)
-	if err != nil {
-		return nil, err
-	}
-	c, err := deploy.Connect(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("environment %s: %w", env.Name, err)
-	}
-	data := f.data
-	if data == "" {
-		data = serveDataDir(ws.Cache)
-	}
-	state, err := deploy.OpenState(data, env.Cluster)
-	if err != nil {
-		return nil, err
-	}
-	return &deploy.Deployer{Env: env, Cluster: c, State: state, By: deployer(ctx, ws.Root)}, nil
-}
-
-// render renders env from the work tree or, for --commit and protected
-// environments, from a commit.
-func (f *deployFlags) render(ctx context.Context, ws *workspace.Workspace, env *cluster.Environment) (*deploy.Rendered, error) {
-	rev := f.rev
-	if rev == "" && env.Protected {
-		rev = "HEAD"
-		if env.Ref != "" {
-			if _, err := policy.ResolveCommit(ctx, ws.Root, env.Ref); err == nil {
-				rev = env.Ref
-			}
-		}
-	}
-	t, err := loadTree(ctx, ws, rev)
-	if err != nil {
-		return nil, err
-	}
-	return deploy.Render(t, env)
-}
-
-// deployer is who runs the deploy: git's user.name and user.email in the
-// repository, else the login name on this host.
-func deployer(ctx context.Context, dir string) deploy.Person {
-	get := func(key string) string {
-		out, err := exec.CommandContext(ctx, "git", "-C", dir, "config", key).Output()
-		if err != nil {
-			return ""
-		}
-		return strings.TrimSpace(string(out))
-	}
-	p := deploy.Person{Name: get("user.name"), Email: get("user.email")}
-	if p.Name == "" {
-		if u, err := user.Current(); err == nil {
-			p.Name = u.Username
-		}
-	}
-	if p.Email == "" {
-		host, _ := os.Hostname()
-		p.Email = p.Name + "@" + host
-	}
-	return p
 }
 
 func newDeployCmd(g *globals) *cobra.Command {
 	var (
-		f       deployFlags
-		opts    deploy.Options
-		root    string
-		rootKey string
+		f    deployFlags
+		opts deploy.Options
+		root policy.TrustRoot
 	)
 	cmd := &cobra.Command{
 		Use:   "deploy ENV",
@@ -137,38 +62,9 @@ tree, and only one that passes the signature policy from the trust root
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			r, err := f.render(ctx, ws, env)
-			if err != nil {
-				return err
-			}
-			d, err := f.deployer(ctx, ws, env)
-			if err != nil {
-				return err
-			}
-			d.Out = cmd.ErrOrStderr()
-			if env.Protected {
-				tr := policy.TrustRoot{Commit: root, Key: rootKey}
-				if tr.Commit == "" {
-					if tr, err = policy.ConfiguredRoot(ctx, ws.Root); err != nil {
-						return err
-					}
-				}
-				if tr.Commit == "" {
-					return fmt.Errorf("environment %s is protected: name the trust root with --root COMMIT or `git config stack.policy.root COMMIT`", env.Name)
-				}
-				v := &policy.Verifier{Dir: ws.Root, Root: tr}
-				d.Gate = func(ctx context.Context, commit, last string) error {
-					rep, err := v.CheckDeploy(ctx, env.Name, commit, last)
-					if err != nil && rep != nil {
-						for _, vd := range rep.Failed() {
-							fmt.Fprintf(cmd.ErrOrStderr(), "refused %.12s %s: %s\n", vd.Commit, vd.Subject, vd.Reason)
-						}
-					}
-					return err
-				}
-			}
-			res, derr := d.Deploy(ctx, r, opts)
+			o := g.release(f.rev, cmd.ErrOrStderr())
+			o.Root = root
+			res, d, derr := release.Deploy(cmd.Context(), ws, env, o, opts)
 			if format == ui.JSON {
 				if err := ui.WriteJSON(stdout(cmd), res); err != nil {
 					return err
@@ -190,8 +86,8 @@ tree, and only one that passes the signature policy from the trust root
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "recreate objects whose change touches an immutable field")
 	cmd.Flags().BoolVar(&opts.ForceConflicts, "force-conflicts", false, "take over fields other field managers own")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "how long to wait for every object to be ready")
-	cmd.Flags().StringVar(&root, "root", "", "trust root of the signature policy: a commit (protected environments)")
-	cmd.Flags().StringVar(&rootKey, "root-key", "", "SHA256 fingerprint of the key that must have signed --root")
+	cmd.Flags().StringVar(&root.Commit, "root", "", "trust root of the signature policy: a commit (protected environments; default git config stack.policy.root)")
+	cmd.Flags().StringVar(&root.Key, "root-key", "", "SHA256 fingerprint of the key that must have signed the trust root (default git config stack.policy.rootKey)")
 	return cmd
 }
 
@@ -236,4 +132,11 @@ func (g *globals) environment(name string) (ui.Format, *workspace.Workspace, *cl
 	}
 	env, err := cluster.Load(ws, name)
 	return format, ws, env, err
+}
+
+// release returns the options of a command that renders revision rev of
+// an environment and reaches its cluster as the global flags say; the
+// gate's refusals go to log.
+func (g *globals) release(rev string, log io.Writer) release.Options {
+	return release.Options{Access: cluster.Access{Kubeconfig: g.kubeconfig, Context: g.context}, Rev: rev, Log: log}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hashbang/stack/internal/deploy"
+	"github.com/hashbang/stack/internal/release"
 	"github.com/hashbang/stack/internal/ui"
 )
 
@@ -43,13 +44,14 @@ Exit status: 0 when nothing differs (or drift was recorded), 1 otherwise.`,
 				return err
 			}
 			ctx := cmd.Context()
+			o := g.release(f.rev, nil)
 			var r *deploy.Rendered
 			if !record {
-				if r, err = f.render(ctx, ws, env); err != nil {
+				if r, err = release.Render(ctx, ws, env, o.Rev); err != nil {
 					return err
 				}
 			}
-			d, err := f.deployer(ctx, ws, env)
+			d, err := release.Open(ctx, ws, env, o)
 			if err != nil {
 				return err
 			}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -21,7 +20,7 @@ func newHookCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			err := gitserve.RunHook(cmd.Context(), args[0], cmd.InOrStdin(), cmd.ErrOrStderr(), serveHooks())
 			if errors.Is(err, gitserve.ErrRejected) {
-				os.Exit(1) // the reason is already on stderr, for the client
+				return exitCode(1, nil) // the reason is already on stderr, for the client
 			}
 			return err
 		},

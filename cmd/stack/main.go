@@ -7,7 +7,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,8 +19,42 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "stack: %v\n", err)
-		os.Exit(1)
+	os.Exit(exit(os.Stderr, err))
+}
+
+// exitError ends stack with exit status code; err, when not nil, is
+// printed first.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
 	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// exitCode is an error that makes stack exit with code, printing err if
+// it is not nil (nil: what went wrong is printed already).
+func exitCode(code int, err error) error { return &exitError{code: code, err: err} }
+
+// exit prints err on w, as `stack: ERR`, and returns the exit status it
+// means: 0 for none, an exitError's code, else 1.
+func exit(w io.Writer, err error) int {
+	if err == nil {
+		return 0
+	}
+	code, msg := 1, err
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code, msg = ee.code, ee.err
+	}
+	if msg != nil {
+		fmt.Fprintf(w, "stack: %v\n", msg)
+	}
+	return code
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strings"
 
@@ -9,8 +8,8 @@ import (
 
 	"github.com/hashbang/stack/internal/cluster"
 	"github.com/hashbang/stack/internal/deploy"
+	"github.com/hashbang/stack/internal/release"
 	"github.com/hashbang/stack/internal/ui"
-	"github.com/hashbang/stack/internal/workspace"
 )
 
 func newRenderCmd(g *globals) *cobra.Command {
@@ -35,7 +34,7 @@ work tree.`,
 			if err != nil {
 				return err
 			}
-			t, err := loadTree(cmd.Context(), ws, rev)
+			t, err := release.Tree(cmd.Context(), ws, rev)
 			if err != nil {
 				return err
 			}
@@ -100,7 +99,7 @@ deviates from local only via small overlays" is something to review.`,
 				}
 				envs = append(envs, env)
 			}
-			t, err := loadTree(cmd.Context(), ws, rev)
+			t, err := release.Tree(cmd.Context(), ws, rev)
 			if err != nil {
 				return err
 			}
@@ -140,12 +139,4 @@ deviates from local only via small overlays" is something to review.`,
 	}
 	cmd.Flags().StringVar(&rev, "commit", "", "compare this commit's tree instead of the work tree")
 	return cmd
-}
-
-// loadTree reads what a render reads: the work tree, or commit rev.
-func loadTree(ctx context.Context, ws *workspace.Workspace, rev string) (*deploy.Tree, error) {
-	if rev != "" {
-		return deploy.TreeFromCommit(ctx, ws.Root, rev)
-	}
-	return deploy.TreeFromDir(ctx, ws.Root)
 }

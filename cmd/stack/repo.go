@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -11,7 +10,6 @@ import (
 )
 
 func newRepoCmd(g *globals) *cobra.Command {
-	var data string
 	cmd := &cobra.Command{
 		Use:   "repo",
 		Short: "Create and list the git repositories `stack serve` hosts",
@@ -20,17 +18,7 @@ reachable as ssh://git@HOST:PORT/NAME.git by the keys in config/admins and
 config/developers, as config/git.yaml allows. Names are NAME or GROUP/NAME,
 each [a-z0-9][a-z0-9._-]*.`,
 	}
-	cmd.PersistentFlags().StringVar(&data, "data", "", "data directory of stack serve (default CACHE/serve)")
-	dataDir := func() (string, error) {
-		if data != "" {
-			return filepath.Abs(data)
-		}
-		ws, err := g.workspace()
-		if err != nil {
-			return "", err
-		}
-		return serveDataDir(ws.Cache), nil
-	}
+	dataDir := g.dataDir
 
 	create := &cobra.Command{
 		Use:   "create NAME",
@@ -93,7 +81,3 @@ each [a-z0-9][a-z0-9._-]*.`,
 	cmd.AddCommand(create, list, newRepoTrustCmd(g, dataDir))
 	return cmd
 }
-
-// serveDataDir is where `stack serve` keeps its state unless --data says
-// otherwise.
-func serveDataDir(cache string) string { return filepath.Join(cache, "serve") }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -11,9 +13,12 @@ import (
 
 // globals are the flags every command shares.
 type globals struct {
-	repo   string
-	cache  string
-	output string
+	repo       string
+	cache      string
+	data       string
+	output     string
+	kubeconfig string
+	context    string
 }
 
 func newRootCmd() *cobra.Command {
@@ -36,7 +41,10 @@ cache: .cache/ in the repository unless --cache or $STACK_CACHE say otherwise.`,
 	}
 	root.PersistentFlags().StringVarP(&g.repo, "repo", "C", ".", "the stack repository (or a directory inside it)")
 	root.PersistentFlags().StringVar(&g.cache, "cache", "", "cache directory (default $STACK_CACHE, else REPO/.cache)")
+	root.PersistentFlags().StringVar(&g.data, "data", "", "data directory of stack serve: repositories, state repos, registry, CI (default $STACK_DATA, else CACHE/serve)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "result format: text or json")
+	root.PersistentFlags().StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig of the environment's cluster, instead of its backend's (local: CACHE/node/CLUSTER/kubeconfig)")
+	root.PersistentFlags().StringVar(&g.context, "context", "", "kubeconfig context to use (default the environment's `context:`, else the file's current one)")
 	root.AddCommand(
 		newSourcesCmd(g),
 		newCacheCmd(g),
@@ -60,7 +68,25 @@ cache: .cache/ in the repository unless --cache or $STACK_CACHE say otherwise.`,
 
 // workspace finds the repository the command works on.
 func (g *globals) workspace() (*workspace.Workspace, error) {
-	return workspace.Find(g.repo, g.cache)
+	ws, err := workspace.Find(g.repo, g.cache)
+	if err != nil {
+		return nil, err
+	}
+	ws.Data = g.data
+	return ws, nil
+}
+
+// dataDir is the data directory of stack serve: --data, else $STACK_DATA,
+// else the workspace's CACHE/serve. Only the last needs a workspace.
+func (g *globals) dataDir() (string, error) {
+	if g.data != "" || os.Getenv(workspace.DataEnv) != "" {
+		return (&workspace.Workspace{Data: g.data}).DataDir()
+	}
+	ws, err := g.workspace()
+	if err != nil {
+		return "", fmt.Errorf("%w (or give --data DIR)", err)
+	}
+	return ws.DataDir()
 }
 
 // open returns the --output format and the workspace: what most commands

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -17,7 +16,6 @@ import (
 
 func newServeCmd(g *globals) *cobra.Command {
 	var cfg serve.Config
-	var data string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the self-hosted registry, git server and CI in the foreground",
@@ -41,19 +39,15 @@ It prints where each part listens and the SSH host key's fingerprint.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if serve.NeedInit() {
 				code, err := serve.Init()
-				if err != nil {
-					fmt.Fprintln(os.Stderr, "stack:", err)
-				}
-				os.Exit(code)
+				return exitCode(code, err)
 			}
 			ws, err := g.workspace()
 			if err != nil {
 				return err
 			}
-			if data == "" {
-				data = serveDataDir(ws.Cache)
+			if cfg.DataDir, err = ws.DataDir(); err != nil {
+				return err
 			}
-			cfg.DataDir = data
 			cfg.ConfigDir = filepath.Join(ws.Root, "config")
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			cfg.Out = stdout(cmd)
@@ -65,7 +59,6 @@ It prints where each part listens and the SSH host key's fingerprint.`,
 			return srv.Run(cmd.Context())
 		},
 	}
-	cmd.Flags().StringVar(&data, "data", "", "data directory (default CACHE/serve)")
 	cmd.Flags().StringVar(&cfg.RegistryAddr, "registry-addr", registry.DefaultAddr, "address the registry listens on")
 	cmd.Flags().StringVar(&cfg.Htpasswd, "htpasswd", "", "bcrypt htpasswd file: the registry asks for credentials (required off loopback)")
 	cmd.Flags().StringVar(&cfg.SSHAddr, "ssh-addr", gitserve.DefaultAddr, "address the SSH git server listens on")

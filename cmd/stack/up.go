@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hashbang/stack/internal/devenv"
-	"github.com/hashbang/stack/internal/node"
 	"github.com/hashbang/stack/internal/ui"
 )
 
@@ -163,7 +162,7 @@ func newKubeconfigCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			path := node.Kubeconfig(ws.Cache, e.Env.Cluster)
+			path := e.Node.Kubeconfig()
 			if _, err := os.Stat(path); err != nil {
 				return fmt.Errorf("%s has no kubeconfig yet (%s): run stack up %s", e.Env.Name, path, e.Env.Name)
 			}

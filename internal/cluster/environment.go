@@ -1,8 +1,10 @@
 // Package cluster owns the environments of the stack (infra/<env>/) and
 // the backends that provide their clusters: the local development node,
-// a cluster reached by kubeconfig, DigitalOcean Kubernetes and baremetal
-// K3S. An environment is a small file naming its backend and cluster, next
-// to a kustomize overlay over pods/.
+// a cluster reached by kubeconfig, DigitalOcean Kubernetes and machines of
+// our own (baremetal). An environment is a small file naming its backend
+// and cluster, next to a kustomize overlay over pods/. Open gives an
+// environment's Provider, which says how to reach its cluster's API: the
+// deploy engine takes that connection and knows no backend.
 package cluster
 
 import (
@@ -58,6 +60,9 @@ type Environment struct {
 	// Kubeconfig is the kubeconfig file of a kubeconfig or baremetal
 	// backend, relative to the repository root or absolute.
 	Kubeconfig string `yaml:"kubeconfig,omitempty" json:"kubeconfig,omitempty"`
+	// Context is the kubeconfig context to use (default: the file's
+	// current context).
+	Context string `yaml:"context,omitempty" json:"context,omitempty"`
 	// Ref is the git ref whose commits are deployed to the environment.
 	Ref string `yaml:"ref,omitempty" json:"ref,omitempty"`
 	// NodeDir is the data directory of a local environment's node,
@@ -93,7 +98,7 @@ func Load(ws *workspace.Workspace, name string) (*Environment, error) {
 	}
 	env.Name, env.Dir = name, dir
 	if env.Backend == Local {
-		env.NodeDir = filepath.Join(ws.Cache, "node", env.Cluster)
+		env.NodeDir = ws.NodeDir(env.Cluster)
 	}
 	return env, nil
 }

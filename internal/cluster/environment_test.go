@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -67,4 +69,64 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted %+v", env)
 		}
 	})
+}
+
+// TestOpen checks how each backend is reached: the local node's kubeconfig
+// under its data directory, an environment's kubeconfig relative to the
+// repository, an override for any backend, and a clear line for what
+// cannot be reached.
+func TestOpen(t *testing.T) {
+	ws, err := workspace.New(t.TempDir(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := "apiVersion: v1\nkind: Config\nclusters: [{name: a, cluster: {server: \"https://127.0.0.1:6443\"}}, {name: b, cluster: {server: \"https://127.0.0.2:6443\"}}]\n" +
+		"contexts: [{name: a, context: {cluster: a}}, {name: b, context: {cluster: b}}]\ncurrent-context: a\n"
+	write := func(p string) {
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(kubeconfig), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	local := &Environment{Name: "dev", Backend: Local, Cluster: "dev", NodeDir: ws.NodeDir("dev")}
+	p, err := Open(ws, local, Access{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Config(ctx); err == nil || err.Error() != "environment dev: cluster dev is not up (no "+filepath.Join(ws.Cache, "node", "dev", "kubeconfig")+"): run `stack up dev` first, or pass --kubeconfig" {
+		t.Errorf("local, not up: %v", err)
+	}
+	write(filepath.Join(ws.Cache, "node", "dev", "kubeconfig"))
+	if cfg, err := p.Config(ctx); err != nil || cfg.Host != "https://127.0.0.1:6443" {
+		t.Errorf("local: %v %v", cfg, err)
+	}
+	kc := &Environment{Name: "kc", Backend: Kubeconfig, Cluster: "kc", Kubeconfig: "infra/kc/kubeconfig", Context: "b"}
+	p, _ = Open(ws, kc, Access{})
+	if _, err := p.Config(ctx); err == nil || !strings.Contains(err.Error(), "environment kc: kubeconfig infra/kc/kubeconfig: no such file or directory: write it") {
+		t.Errorf("kubeconfig missing: %v", err)
+	}
+	write(ws.Path("infra", "kc", "kubeconfig"))
+	if cfg, err := p.Config(ctx); err != nil || cfg.Host != "https://127.0.0.2:6443" {
+		t.Errorf("kubeconfig with context b: %v %v", cfg, err)
+	}
+	p, _ = Open(ws, kc, Access{Context: "a"})
+	if cfg, err := p.Config(ctx); err != nil || cfg.Host != "https://127.0.0.1:6443" {
+		t.Errorf("--context a: %v %v", cfg, err)
+	}
+	p, _ = Open(ws, kc, Access{Context: "c"})
+	if _, err := p.Config(ctx); err == nil || !strings.Contains(err.Error(), `context "c" does not exist`) {
+		t.Errorf("--context c: %v", err)
+	}
+	do := &Environment{Name: "staging", Backend: DigitalOcean, Cluster: "staging"}
+	if _, err := Open(ws, do, Access{}); err == nil || !strings.Contains(err.Error(), "not supported yet: pass --kubeconfig") {
+		t.Errorf("digitalocean: %v", err)
+	}
+	p, err = Open(ws, do, Access{Kubeconfig: ws.Path("infra", "kc", "kubeconfig")})
+	if err != nil || p.Backend() != DigitalOcean {
+		t.Fatalf("digitalocean with --kubeconfig: %v", err)
+	}
+	if cfg, err := p.Config(ctx); err != nil || cfg.Host != "https://127.0.0.1:6443" {
+		t.Errorf("digitalocean with --kubeconfig: %v %v", cfg, err)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/hashbang/stack/internal/cluster"
 )
@@ -41,7 +42,7 @@ func benchObjects(ns string) []*unstructured.Unstructured {
 // kubeconfig).
 func benchDeployer(b *testing.B, name string) *Deployer {
 	cp := controlPlane(b)
-	cfg, err := LoadConfig(cp.Kubeconfig)
+	cfg, err := clientcmd.BuildConfigFromFlags("", cp.Kubeconfig)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -49,10 +50,7 @@ func benchDeployer(b *testing.B, name string) *Deployer {
 	if err != nil {
 		b.Fatal(err)
 	}
-	state, err := OpenState(b.TempDir(), name)
-	if err != nil {
-		b.Fatal(err)
-	}
+	state := newState(b)
 	env := &cluster.Environment{Name: name, Backend: cluster.Kubeconfig, Cluster: name, Registry: "registry.localhost:5000"}
 	return &Deployer{Env: env, Cluster: c, State: state, By: Person{Name: "bench", Email: "bench@example.org"}}
 }

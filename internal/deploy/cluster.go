@@ -2,10 +2,7 @@ package deploy
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -15,14 +12,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
-
-	"github.com/hashbang/stack/internal/cluster"
-	"github.com/hashbang/stack/internal/node"
-	"github.com/hashbang/stack/internal/workspace"
 )
 
 // FieldManager is the name stack applies objects under; the API server
@@ -33,49 +25,13 @@ const FieldManager = "stack"
 // complain that nobody set it: stack reports errors itself.
 var quietOnce sync.Once
 
-// Cluster is a connection to an environment's Kubernetes API.
+// Cluster is a connection to an environment's Kubernetes API, made by
+// Connect from what the environment's backend says (internal/cluster).
 type Cluster struct {
 	// Server is the API server's URL, for messages.
 	Server string
 	Client client.Client
 	Mapper meta.RESTMapper
-}
-
-// KubeconfigPath returns the kubeconfig file of env: override when set;
-// for the local backend the kubeconfig `stack up` writes
-// (CACHE/node/CLUSTER/kubeconfig); for kubeconfig and baremetal backends
-// the environment's file.
-func KubeconfigPath(ws *workspace.Workspace, env *cluster.Environment, override string) (string, error) {
-	if override != "" {
-		return override, nil
-	}
-	switch env.Backend {
-	case cluster.Local:
-		p := node.Kubeconfig(ws.Cache, env.Cluster)
-		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("environment %s: cluster %s is not up (no %s): run `stack up` first, or pass --kubeconfig", env.Name, env.Cluster, p)
-		}
-		return p, nil
-	case cluster.Kubeconfig, cluster.Baremetal:
-		p := env.Kubeconfig
-		if !filepath.IsAbs(p) {
-			p = ws.Path(filepath.FromSlash(p))
-		}
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("environment %s: kubeconfig %s: %w: write it, or pass --kubeconfig", env.Name, env.Kubeconfig, errors.Unwrap(err))
-		}
-		return p, nil
-	}
-	return "", fmt.Errorf("environment %s: deploying to the %s backend is not supported yet: pass --kubeconfig with the cluster's kubeconfig", env.Name, env.Backend)
-}
-
-// LoadConfig reads a kubeconfig file's current context.
-func LoadConfig(kubeconfig string) (*rest.Config, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
-	}
-	return cfg, nil
 }
 
 // Connect checks that the API server answers (within ten seconds) and

@@ -92,10 +92,7 @@ func newFixture(t testing.TB, name string, files map[string]string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	state, err := OpenState(t.TempDir(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	state := newState(t)
 	env := &cluster.Environment{Name: name, Backend: cluster.Kubeconfig, Cluster: name, Registry: "registry.localhost:5000"}
 	out := &strings.Builder{}
 	f := &fixture{t: t, cp: cp, repo: writeTree(t, files), env: env, out: out,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -13,12 +14,11 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/hashbang/stack/internal/gitserve"
 )
 
-// StateBranch is the branch of a state repo that holds what is live.
-const StateBranch = "refs/heads/" + gitserve.DefaultBranch
+// StateBranch is the branch of a state repo that holds what is live (the
+// default branch of the repositories stack serve creates).
+const StateBranch = "refs/heads/main"
 
 // Files of a state repo besides the objects.
 const (
@@ -46,23 +46,14 @@ type State struct {
 	Dir string
 }
 
-// StateRepoName is the repository name `stack serve` serves a cluster's
-// state repo under: state/CLUSTER.
-func StateRepoName(cluster string) string { return "state/" + cluster }
-
-// OpenState opens the state repo of cluster under the data directory of
-// `stack serve`, creating it when missing.
-func OpenState(dataDir, cluster string) (*State, error) {
-	name := StateRepoName(cluster)
-	dir := filepath.Join(gitserve.RepoRoot(dataDir), filepath.FromSlash(name)+".git")
-	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err == nil {
-		return &State{Dir: dir}, nil
+// OpenState opens the state repo that is the bare git repository dir.
+// Where state repos live, and how they are created and served, is the
+// caller's: deploy only reads and writes them.
+func OpenState(dir string) (*State, error) {
+	if fi, err := os.Stat(filepath.Join(dir, "HEAD")); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("state repo %s is not a bare git repository (no HEAD): create it with `stack repo create`, or fix the path", dir)
 	}
-	repo, err := gitserve.Create(dataDir, name)
-	if err != nil {
-		return nil, fmt.Errorf("state repo of cluster %s: %w", cluster, err)
-	}
-	return &State{Dir: repo.Path}, nil
+	return &State{Dir: dir}, nil
 }
 
 // Lock takes the state repo's lock, so that one deploy or drift record
@@ -165,6 +156,28 @@ type Person struct {
 }
 
 func (p Person) String() string { return p.Name + " <" + p.Email + ">" }
+
+// Identity is who deploys from the repository dir: its git user.name and
+// user.email, else the login name on this host (or "stack" when there is
+// none) at the host name.
+func Identity(ctx context.Context, dir string) Person {
+	get := func(key string) string {
+		out, _ := git(ctx, dir, nil, "config", key)
+		return strings.TrimSpace(string(out))
+	}
+	p := Person{Name: get("user.name"), Email: get("user.email")}
+	if p.Name == "" {
+		p.Name = "stack"
+		if u, err := user.Current(); err == nil && u.Username != "" {
+			p.Name = u.Username
+		}
+	}
+	if p.Email == "" {
+		host, _ := os.Hostname()
+		p.Email = strings.ReplaceAll(p.Name, " ", "-") + "@" + host
+	}
+	return p
+}
 
 // Commit is what a state repo commit records.
 type Commit struct {

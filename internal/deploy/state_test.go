@@ -10,13 +10,7 @@ import (
 // refuses a write whose parent is no longer the head.
 func TestStateRepo(t *testing.T) {
 	ctx := context.Background()
-	s, err := OpenState(t.TempDir(), "dev")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasSuffix(s.Dir, "/git/state/dev.git") {
-		t.Errorf("state repo at %s", s.Dir)
-	}
+	s := newState(t)
 	if snap, err := s.Head(ctx); snap != nil || err != nil {
 		t.Fatalf("empty repo: %v %v", snap, err)
 	}

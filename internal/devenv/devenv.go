@@ -13,12 +13,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -29,6 +26,7 @@ import (
 	"github.com/hashbang/stack/internal/image"
 	"github.com/hashbang/stack/internal/node"
 	"github.com/hashbang/stack/internal/registry"
+	"github.com/hashbang/stack/internal/release"
 	"github.com/hashbang/stack/internal/source"
 	"github.com/hashbang/stack/internal/ui"
 	"github.com/hashbang/stack/internal/workspace"
@@ -64,7 +62,7 @@ func Open(ws *workspace.Workspace, name string, p *ui.Progress) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := node.New(ws.Cache, env.Cluster)
+	n := node.New(env.NodeDir, env.Cluster)
 	n.RegistryName = env.Registry
 	n.RegistryAddr = registry.DefaultAddr
 	return &Env{WS: ws, Env: env, Node: n, Exe: exe, RegistryAddr: registry.DefaultAddr, Progress: p}, nil
@@ -228,11 +226,7 @@ func (e *Env) images(ctx context.Context, bins *build.Cache, names []string) (ma
 
 // render renders infra/<env>/ over pods/.
 func (e *Env) render(ctx context.Context) (*deploy.Rendered, error) {
-	tree, err := deploy.TreeFromDir(ctx, e.WS.Root)
-	if err != nil {
-		return nil, err
-	}
-	return deploy.Render(tree, e.Env)
+	return release.Render(ctx, e.WS, e.Env, "")
 }
 
 // deploy deploys the rendered environment with the deploy engine
@@ -240,19 +234,10 @@ func (e *Env) render(ctx context.Context) (*deploy.Rendered, error) {
 // cluster's state repo, served by stack serve.
 func (e *Env) deploy(ctx context.Context, r *deploy.Rendered) error {
 	step := e.Progress.Start("deploy %s", e.Env.Name)
-	cfg, err := deploy.LoadConfig(e.Node.Kubeconfig())
+	d, err := release.Open(ctx, e.WS, e.Env, release.Options{})
 	if err != nil {
 		return step.Done(err)
 	}
-	c, err := deploy.Connect(ctx, cfg)
-	if err != nil {
-		return step.Done(err)
-	}
-	state, err := deploy.OpenState(filepath.Join(e.WS.Cache, "serve"), e.Env.Cluster)
-	if err != nil {
-		return step.Done(err)
-	}
-	d := &deploy.Deployer{Env: e.Env, Cluster: c, State: state, By: person(ctx, e.WS.Root)}
 	if _, err := d.Deploy(ctx, r, deploy.Options{Timeout: 3 * time.Minute}); err != nil {
 		return step.Done(fmt.Errorf("%w (kubelet log: %s)", err, e.Node.LogPath("kubelet")))
 	}
@@ -286,26 +271,6 @@ func (e *Env) waitPorts(ctx context.Context, ports map[int]string) error {
 		}
 	}
 	return nil
-}
-
-// person is who deploys: the repository's git identity, else the user.
-func person(ctx context.Context, dir string) deploy.Person {
-	get := func(key string) string {
-		out, _ := exec.CommandContext(ctx, "git", "-C", dir, "config", key).Output()
-		return strings.TrimSpace(string(out))
-	}
-	p := deploy.Person{Name: get("user.name"), Email: get("user.email")}
-	if p.Name == "" {
-		p.Name = "stack up"
-		if u, err := user.Current(); err == nil {
-			p.Name = u.Username
-		}
-	}
-	if p.Email == "" {
-		host, _ := os.Hostname()
-		p.Email = strings.ReplaceAll(p.Name, " ", "-") + "@" + host
-	}
-	return p
 }
 
 // Down takes the environment down: the node, then the registry if Up

@@ -176,7 +176,7 @@ func runningNode(t *testing.T) (*workspace.Workspace, *cluster.Environment, *nod
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := node.New(ws.Cache, env.Cluster)
+	n := node.New(env.NodeDir, env.Cluster)
 	n.Bins = map[string]string{"kubectl": findKubectl(t, ws.Cache)}
 	return ws, env, n
 }

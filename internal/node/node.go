@@ -7,7 +7,8 @@
 // `stack up` started and restore the host as it was (sysctls, iptables
 // chains, mounts, interfaces).
 //
-// Everything lives under one data directory, <cache>/node/<cluster>:
+// Everything lives under one data directory, <cache>/node/<cluster> (named
+// by internal/workspace):
 //
 //	pki/             CA, certificates (0644) and keys (0600)
 //	kubeconfig       the admin kubeconfig printed by `stack kubeconfig`
@@ -23,6 +24,8 @@ package node
 import (
 	"fmt"
 	"path/filepath"
+
+	"github.com/hashbang/stack/internal/workspace"
 )
 
 // Defaults of the development node's network. Pods get addresses of
@@ -71,13 +74,13 @@ type Node struct {
 	Tools map[string]string
 }
 
-// New returns the node of cluster with its data under cacheDir/node/cluster
-// and the default network.
-func New(cacheDir, cluster string) *Node {
+// New returns the node of cluster with its data in dir (the workspace's
+// NodeDir) and the default network.
+func New(dir, cluster string) *Node {
 	return &Node{
 		Cluster:      cluster,
 		Name:         cluster,
-		Dir:          DataDir(cacheDir, cluster),
+		Dir:          dir,
 		Bridge:       DefaultBridge,
 		Addr:         DefaultAddr,
 		PodCIDR:      DefaultPodCIDR,
@@ -88,17 +91,9 @@ func New(cacheDir, cluster string) *Node {
 	}
 }
 
-// DataDir is the node's data directory under the cache.
-func DataDir(cacheDir, cluster string) string { return filepath.Join(cacheDir, "node", cluster) }
-
-// Kubeconfig is the path of the admin kubeconfig of the cluster, whose data
-// is under cacheDir.
-func Kubeconfig(cacheDir, cluster string) string {
-	return filepath.Join(DataDir(cacheDir, cluster), "kubeconfig")
-}
-
-// Kubeconfig is the admin kubeconfig's path.
-func (n *Node) Kubeconfig() string { return n.path("kubeconfig") }
+// Kubeconfig is the admin kubeconfig's path (where the workspace names it,
+// so that the local backend finds it).
+func (n *Node) Kubeconfig() string { return workspace.NodeKubeconfig(n.Dir) }
 
 // LogPath is where a component's output goes.
 func (n *Node) LogPath(component string) string { return n.path("logs", component+".log") }

@@ -1,7 +1,16 @@
 // Package workspace locates the stack repository that a command works on and
-// names the places inside it: the managed stack (config/, images/, pods/,
-// infra/), the in-repo cache of known-working artifacts (cache/, tracked by
-// git-lfs) and the local, ignored cache (.cache/ unless moved).
+// names the places inside it and beside it: the managed stack (config/,
+// images/, pods/, infra/), the in-repo cache of known-working artifacts
+// (cache/, tracked by git-lfs), the local, ignored cache (.cache/ unless
+// moved) and the data directory of `stack serve`. Every path that more than
+// one package uses is named here, once:
+//
+//	CACHE/oci/             the OCI image layout of built images
+//	CACHE/node/CLUSTER/    a local cluster's node (its inside: internal/node)
+//	  kubeconfig           its admin kubeconfig
+//	DATA/                  stack serve's data (default CACHE/serve, or
+//	                       $STACK_DATA, or --data): its inside is
+//	                       internal/serve's
 package workspace
 
 import (
@@ -21,7 +30,14 @@ type Workspace struct {
 	Root string
 	// Cache is the absolute path of the local cache directory.
 	Cache string
+	// Data, when set, is the data directory of `stack serve` (--data);
+	// DataDir says what applies when it is not.
+	Data string
 }
+
+// DataEnv is the environment variable naming the data directory of
+// `stack serve` when --data does not.
+const DataEnv = "STACK_DATA"
 
 // Find returns the workspace whose root is dir or its nearest ancestor that
 // holds config/sources.yaml. cache overrides the cache directory; when empty,
@@ -79,3 +95,31 @@ func (w *Workspace) Locks() string { return w.Path("config", "locks") }
 
 // RepoCache is the in-repo cache of known-working artifacts, tracked by git-lfs.
 func (w *Workspace) RepoCache() string { return w.Path("cache") }
+
+// OCI is the OCI image layout of the images built with the cache cacheDir.
+func OCI(cacheDir string) string { return filepath.Join(cacheDir, "oci") }
+
+// OCI is the OCI image layout of built images, CACHE/oci.
+func (w *Workspace) OCI() string { return OCI(w.Cache) }
+
+// NodeDir is the data directory of the local cluster's node, CACHE/node/CLUSTER.
+func (w *Workspace) NodeDir(cluster string) string {
+	return filepath.Join(w.Cache, "node", cluster)
+}
+
+// NodeKubeconfig is the admin kubeconfig that a local node keeps in its
+// data directory nodeDir.
+func NodeKubeconfig(nodeDir string) string { return filepath.Join(nodeDir, "kubeconfig") }
+
+// DataDir is the data directory of `stack serve`: Data when set, else
+// $STACK_DATA, else CACHE/serve. It is absolute.
+func (w *Workspace) DataDir() (string, error) {
+	d := w.Data
+	if d == "" {
+		d = os.Getenv(DataEnv)
+	}
+	if d == "" {
+		return filepath.Join(w.Cache, "serve"), nil
+	}
+	return filepath.Abs(d)
+}
