@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -71,6 +72,29 @@ func TestDeployCommands(t *testing.T) {
 	out, _, err = stack("deploy", "e2e", "--data", data, "--dry-run", "--force-conflicts")
 	if err != nil || !strings.Contains(out, `~ ConfigMap web/web data.mode: "wild" → "calm"`) {
 		t.Errorf("deploy --dry-run --force-conflicts: %v\n%s", err, out)
+	}
+	// kubectl's own edits (here as kubectl edit's field manager) in an
+	// unprotected environment: the deploy records the drift, then takes
+	// the fields back; kubectl patch's field (above) still stops it.
+	out, errOut, err = stack("deploy", "e2e", "--data", data, "--timeout", "30s")
+	if err == nil || !strings.Contains(err.Error(), ".data.mode is owned by kubectl-patch: take them over with `stack deploy e2e --force-conflicts`") {
+		t.Errorf("deploy over kubectl patch's field: %v\n%s%s", err, out, errOut)
+	}
+	if out, errOut, err = stack("deploy", "e2e", "--data", data, "--timeout", "30s", "--force-conflicts"); err != nil {
+		t.Fatalf("deploy --force-conflicts: %v\n%s%s", err, out, errOut)
+	}
+	if out, err := cp.Kubectl("-n", "web", "patch", "configmap", "web", "--field-manager=kubectl-edit", "--type=merge", "-p", `{"data":{"mode":"edited"}}`).CombinedOutput(); err != nil {
+		t.Fatalf("kubectl: %v\n%s", err, out)
+	}
+	out, errOut, err = stack("deploy", "e2e", "--data", data, "--timeout", "30s")
+	if err != nil || !strings.Contains(errOut, "recorded drift of 1 objects") || !strings.Contains(out, "took over .data.mode is owned by kubectl-edit") {
+		t.Errorf("deploy over kubectl edit: %v\n%s%s", err, out, errOut)
+	}
+	if live, err := cp.Kubectl("-n", "web", "get", "configmap", "web", "-o", "jsonpath={.data.mode}").Output(); err != nil || string(live) != "calm" {
+		t.Errorf("after taking the field back: %q %v", live, err)
+	}
+	if log, err := exec.Command("git", "--git-dir", filepath.Join(data, "git", "state", "e2e.git"), "log", "-3", "--format=%s").Output(); err != nil || !strings.Contains(string(log), "drift in e2e") {
+		t.Errorf("state repo log:\n%s %v", log, err)
 	}
 	if _, _, err := stack("deploy", "other", "--data", data); err == nil || !strings.Contains(err.Error(), "digitalocean backend is not supported yet") {
 		t.Errorf("digitalocean: %v", err)

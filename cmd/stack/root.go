@@ -61,7 +61,7 @@ cache: .cache/ in the repository unless --cache or $STACK_CACHE say otherwise.`,
 		newDeployCmd(g),
 		newDiffCmd(g),
 		newServeCmd(g),
-		newUpCmd(g), newDownCmd(g), newStatusCmd(g), newKubeconfigCmd(g),
+		newUpCmd(g), newDownCmd(g), newStatusCmd(g), newKubeconfigCmd(g), newSuperviseCmd(),
 	)
 	return root
 }

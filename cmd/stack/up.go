@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"sort"
 
@@ -168,6 +169,20 @@ func newKubeconfigCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintln(stdout(cmd), path)
 			return nil
+		},
+	}
+}
+
+// newSuperviseCmd is the supervisor of a development node, which stack up
+// starts in the background: `stack supervise NODE-DIR`.
+func newSuperviseCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "supervise NODE-DIR",
+		Short:  "Restart the components of a local node that die (started by stack up, not by hand)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return devenv.Supervise(cmd.Context(), args[0], slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
 		},
 	}
 }

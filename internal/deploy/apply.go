@@ -48,6 +48,10 @@ type Options struct {
 	Force bool
 	// ForceConflicts takes over fields that other field managers own.
 	ForceConflicts bool
+	// TakeBack are the field managers whose fields a deploy takes back
+	// without ForceConflicts (KubectlManagers, in unprotected
+	// environments); conflicts with any other manager still stop it.
+	TakeBack []string
 	// Timeout bounds the wait for readiness (default 5 minutes).
 	Timeout time.Duration
 	// Interval is how often readiness is polled (default 1 second).
@@ -74,7 +78,8 @@ type ObjectResult struct {
 	Status  string   `json:"status,omitempty"`
 	Message string   `json:"message,omitempty"`
 	Changes []Change `json:"changes,omitempty"`
-	// TakenOver are fields taken from other managers (--force-conflicts).
+	// TakenOver are fields taken from other managers (--force-conflicts,
+	// or taken back from kubectl's in an unprotected environment).
 	TakenOver []string `json:"taken_over,omitempty"`
 }
 

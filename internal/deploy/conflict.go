@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,9 +19,23 @@ func appliedBy(u *unstructured.Unstructured, manager string) bool {
 	return false
 }
 
+// A conflict is a field of a server-side apply conflict and the manager
+// that owns it.
+type conflict struct{ field, manager string }
+
+func (c conflict) String() string { return c.field + " is owned by " + c.manager }
+
+// KubectlManagers are the field managers of kubectl's everyday edits
+// (`kubectl scale`, `kubectl edit`, client-side `kubectl apply`, and what
+// an object had before its first server-side apply). In an unprotected
+// environment a deploy takes their fields back, as Flux does, instead of
+// stopping; a targeted `kubectl patch` (kubectl-patch) or any other
+// manager still stops it.
+var KubectlManagers = []string{"kubectl", "kubectl-edit", "kubectl-client-side-apply", "before-first-apply"}
+
 // conflictsOf lists the fields of a server-side apply conflict with the
-// managers that own them: ".spec.replicas (owned by kubectl-edit)".
-func conflictsOf(err error) []string {
+// managers that own them.
+func conflictsOf(err error) []conflict {
 	if err == nil || !apierrors.IsConflict(err) {
 		return nil
 	}
@@ -30,7 +43,7 @@ func conflictsOf(err error) []string {
 	if !errors.As(err, &st) || st.Status().Details == nil {
 		return nil
 	}
-	var out []string
+	var out []conflict
 	for _, c := range st.Status().Details.Causes {
 		if c.Type != metav1.CauseTypeFieldManagerConflict {
 			continue
@@ -41,7 +54,7 @@ func conflictsOf(err error) []string {
 				who = who[i+1 : i+1+j]
 			}
 		}
-		out = append(out, fmt.Sprintf("%s is owned by %s", c.Field, who))
+		out = append(out, conflict{field: c.Field, manager: who})
 	}
 	return out
 }
@@ -54,4 +67,13 @@ func isImmutable(err error) bool {
 // apiMessage is an API error's message on one line.
 func apiMessage(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// joinConflicts is conflicts as one phrase.
+func joinConflicts(cs []conflict) string {
+	s := make([]string, len(cs))
+	for i, c := range cs {
+		s[i] = c.String()
+	}
+	return strings.Join(s, "; ")
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"slices"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -158,10 +158,18 @@ func (d *Deployer) check(ctx context.Context, mu *sync.Mutex, p *plan, u *unstru
 	dry := u.DeepCopy()
 	err := d.Cluster.Client.Patch(ctx, dry, client.Apply, client.FieldOwner(FieldManager), client.DryRunAll)
 	if conflicts := conflictsOf(err); len(conflicts) > 0 {
-		if !opts.ForceConflicts {
-			return fmt.Errorf("%s: %s: take them over with --force-conflicts, or stop setting them in the overlay", k, strings.Join(conflicts, "; "))
+		var foreign []conflict
+		for _, c := range conflicts {
+			if !slices.Contains(opts.TakeBack, c.manager) {
+				foreign = append(foreign, c)
+			}
 		}
-		res.TakenOver = conflicts
+		if len(foreign) > 0 && !opts.ForceConflicts {
+			return fmt.Errorf("%s: %s: take them over with `stack deploy %s --force-conflicts`, or stop setting them in the overlay", k, joinConflicts(foreign), d.Env.Name)
+		}
+		for _, c := range conflicts {
+			res.TakenOver = append(res.TakenOver, c.String())
+		}
 		dry = u.DeepCopy()
 		err = d.Cluster.Client.Patch(ctx, dry, client.Apply, client.FieldOwner(FieldManager), client.DryRunAll, client.ForceOwnership)
 	}

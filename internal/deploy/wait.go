@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -13,6 +14,11 @@ import (
 // wait polls every rendered object's status (kstatus) until all are
 // Current, one fails, or the timeout passes; it prints each object's final
 // status.
+// ErrNotReady marks a deploy whose objects were applied but did not all
+// become ready: what to look at is the cluster's (pods, the kubelet), not
+// the manifests.
+var ErrNotReady = errors.New("not ready")
+
 func (d *Deployer) wait(ctx context.Context, p *plan, opts Options) error {
 	deadline := time.Now().Add(opts.Timeout)
 	done := map[string]bool{}
@@ -68,7 +74,7 @@ func (d *Deployer) wait(ctx context.Context, p *plan, opts Options) error {
 			}
 		}
 		if len(failed) > 0 {
-			return fmt.Errorf("failed: %s", strings.Join(failed, "; "))
+			return fmt.Errorf("%w: failed: %s", ErrNotReady, strings.Join(failed, "; "))
 		}
 		if len(pending) == 0 {
 			return nil
@@ -77,7 +83,7 @@ func (d *Deployer) wait(ctx context.Context, p *plan, opts Options) error {
 			for _, s := range pending {
 				d.printf("%-10s %s", "not ready", s)
 			}
-			return fmt.Errorf("%d objects not ready after %s: %s", len(pending), opts.Timeout, strings.Join(pending, "; "))
+			return fmt.Errorf("%w: %d objects not ready after %s: %s", ErrNotReady, len(pending), opts.Timeout, strings.Join(pending, "; "))
 		}
 		select {
 		case <-ctx.Done():

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -65,6 +66,7 @@ func Open(ws *workspace.Workspace, name string, p *ui.Progress) (*Env, error) {
 	n := node.New(env.NodeDir, env.Cluster)
 	n.RegistryName = env.Registry
 	n.RegistryAddr = registry.DefaultAddr
+	n.SupervisorArgs = []string{exe, "supervise", env.NodeDir} // runs Supervise
 	return &Env{WS: ws, Env: env, Node: n, Exe: exe, RegistryAddr: registry.DefaultAddr, Progress: p}, nil
 }
 
@@ -97,7 +99,7 @@ func (e *Env) Up(ctx context.Context) (_ *Result, err error) {
 		if !registryUp(ctx, e.RegistryAddr) {
 			extra[portOf(e.RegistryAddr)] = "the registry (stack serve)"
 		}
-		if err := node.Preflight(extra); err != nil {
+		if err := e.Node.Preflight(extra); err != nil {
 			return nil, err
 		}
 	}
@@ -239,7 +241,10 @@ func (e *Env) deploy(ctx context.Context, r *deploy.Rendered) error {
 		return step.Done(err)
 	}
 	if _, err := d.Deploy(ctx, r, deploy.Options{Timeout: 3 * time.Minute}); err != nil {
-		return step.Done(fmt.Errorf("%w (kubelet log: %s)", err, e.Node.LogPath("kubelet")))
+		if errors.Is(err, deploy.ErrNotReady) {
+			err = fmt.Errorf("%w (kubelet log: %s)", err, e.Node.LogPath("kubelet"))
+		}
+		return step.Done(err)
 	}
 	return step.Done(nil)
 }
@@ -321,4 +326,11 @@ func hostPorts(r *deploy.Rendered) map[int]string {
 		}
 	}
 	return out
+}
+
+// Supervise runs the supervisor of the local node whose data directory is
+// dir (what `stack supervise DIR`, started by Up, does) until ctx ends or
+// the node is taken down.
+func Supervise(ctx context.Context, dir string, log *slog.Logger) error {
+	return node.SuperviseDir(ctx, dir, log)
 }

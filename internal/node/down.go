@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -20,6 +21,16 @@ import (
 // created, restores the recorded sysctls, and checks that nothing is left.
 // The data directory stays, unless purge is set.
 func (n *Node) Down(ctx context.Context, p *ui.Progress, purge bool) error {
+	unlock, err := n.lock(true)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return n.down(ctx, p, purge)
+}
+
+// down is Down with the node's lock held.
+func (n *Node) down(ctx context.Context, p *ui.Progress, purge bool) error {
 	st, err := n.ReadState()
 	if err != nil {
 		return err
@@ -35,6 +46,10 @@ func (n *Node) Down(ctx context.Context, p *ui.Progress, purge bool) error {
 	}
 	var errs []error
 	step := p.Start("stop node %s", n.Cluster)
+	// The supervisor first, so that nothing is restarted while stopping.
+	if st.Supervisor != nil {
+		errs = append(errs, st.Supervisor.Stop(5*time.Second))
+	}
 	if kubelet, ok := st.proc("kubelet"); ok {
 		errs = append(errs, kubelet.Stop(10*time.Second))
 	}
@@ -141,7 +156,11 @@ func waitGone(pids []int, timeout time.Duration) {
 // verifyDown checks that nothing the node started or changed is left.
 func (n *Node) verifyDown(st *State) error {
 	var left []string
-	for _, p := range st.Procs {
+	procs := st.Procs
+	if st.Supervisor != nil {
+		procs = append(slices.Clip(procs), *st.Supervisor)
+	}
+	for _, p := range procs {
 		if p.Alive() {
 			left = append(left, fmt.Sprintf("process %s (pid %d)", p.Component, p.PID))
 		}
@@ -178,7 +197,9 @@ type ComponentStatus struct {
 	State     string `json:"state"`
 	PID       int    `json:"pid,omitempty"`
 	RSS       int64  `json:"rss,omitempty"`
-	Log       string `json:"log"`
+	// Restarts counts the supervisor's restarts in the crash-loop window.
+	Restarts int    `json:"restarts,omitempty"`
+	Log      string `json:"log"`
 }
 
 // Status reports each component: running and healthy, running but not
@@ -191,7 +212,14 @@ func (n *Node) Status(ctx context.Context) ([]ComponentStatus, error) {
 	var out []ComponentStatus
 	for _, c := range n.components() {
 		cs := ComponentStatus{Component: c.Name, State: "stopped", Log: n.LogPath(c.Name)}
-		if p, ok := st.proc(c.Name); ok && p.Alive() {
+		p, ok := st.proc(c.Name)
+		if ok && p.Failed != "" && !p.Alive() {
+			cs.State = p.Failed
+		}
+		if ok && len(p.Restarts) > 0 {
+			cs.Restarts = len(p.Restarts)
+		}
+		if ok && p.Alive() {
 			cs.PID, cs.RSS = p.PID, rss(p.PID)
 			hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			if err := c.Health(hctx); err != nil {
@@ -208,6 +236,13 @@ func (n *Node) Status(ctx context.Context) ([]ComponentStatus, error) {
 	// process alive.
 	if !n.anyAlive() {
 		return out, nil
+	}
+	if sp := st.Supervisor; sp != nil {
+		cs := ComponentStatus{Component: "supervisor", State: "stopped: components that die are not restarted (run stack up)", Log: n.LogPath("supervisor")}
+		if sp.Alive() {
+			cs.State, cs.PID, cs.RSS = "running", sp.PID, rss(sp.PID)
+		}
+		out = append(out, cs)
 	}
 	if pids := append(cgroupPIDs(), pidsWithArg(n.containerdSocket())...); len(pids) > 0 {
 		cs := ComponentStatus{Component: "pods and shims", State: fmt.Sprintf("%d processes", len(pids)), Log: n.path("kubelet", "pod-logs")}

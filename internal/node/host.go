@@ -53,7 +53,7 @@ var Ports = map[int]string{
 // Preflight checks that the node can run on this host: Linux, root, the
 // kernel features the node needs, and ports free. Each failure is one line
 // saying what to do.
-func Preflight(extraPorts map[int]string) error {
+func (n *Node) Preflight(extraPorts map[int]string) error {
 	if runtime.GOOS != "linux" {
 		return fmt.Errorf("the development node runs on Linux only, not %s: use a Linux machine or VM", runtime.GOOS)
 	}
@@ -75,14 +75,72 @@ func Preflight(extraPorts map[int]string) error {
 		nums = append(nums, p)
 	}
 	sort.Ints(nums)
+	own := map[int]string{}
+	if st, err := n.ReadState(); err == nil {
+		for _, p := range st.Procs {
+			if p.Alive() {
+				own[p.PID] = p.Component
+			}
+		}
+	}
 	for _, p := range nums {
 		l, err := net.Listen("tcp", ":"+strconv.Itoa(p))
-		if err != nil {
-			return fmt.Errorf("port %d, needed by %s, is taken: stop what listens there (ss -ltnp 'sport = :%d') and run stack up again", p, ports[p], p)
+		if err == nil {
+			l.Close()
+			continue
 		}
-		l.Close()
+		pid := listener(p)
+		if _, ours := own[pid]; ours {
+			continue // the node's own component, still running: up keeps or restarts it
+		}
+		holder := "something"
+		if pid > 0 {
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+			holder = fmt.Sprintf("%s (pid %d)", strings.TrimSpace(string(comm)), pid)
+		}
+		return fmt.Errorf("port %d, needed by %s, is taken by %s, which is not this node's: stop it (ss -ltnp 'sport = :%d') and run stack up again", p, ports[p], holder, p)
 	}
 	return nil
+}
+
+// listener returns the PID of a process with a socket listening on TCP
+// port, or 0 when none is found.
+func listener(port int) int {
+	inodes := map[string]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			fs := strings.Fields(line)
+			// sl local_address rem_address st ... inode (field 9)
+			if len(fs) < 10 || fs[3] != "0A" {
+				continue
+			}
+			_, hexPort, ok := strings.Cut(fs[1], ":")
+			if v, err := strconv.ParseInt(hexPort, 16, 32); ok && err == nil && int(v) == port {
+				inodes["socket:["+fs[9]+"]"] = true
+			}
+		}
+	}
+	if len(inodes) == 0 {
+		return 0
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, e := range procs {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		fds, _ := os.ReadDir(filepath.Join("/proc", e.Name(), "fd"))
+		for _, fd := range fds {
+			if target, err := os.Readlink(filepath.Join("/proc", e.Name(), "fd", fd.Name())); err == nil && inodes[target] {
+				return pid
+			}
+		}
+	}
+	return 0
 }
 
 // kernelFeatures checks for what the node cannot run without.

@@ -72,6 +72,11 @@ type Node struct {
 	// cni-plugins).
 	Bins  map[string]string
 	Tools map[string]string
+
+	// SupervisorArgs is the command line of the node's supervisor
+	// (`stack supervise DIR`), which Up starts once the components are
+	// healthy; empty: no supervisor.
+	SupervisorArgs []string
 }
 
 // New returns the node of cluster with its data in dir (the workspace's

@@ -5,10 +5,14 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -245,7 +249,7 @@ func TestSupervisor(t *testing.T) {
 
 func TestPreflightPortTaken(t *testing.T) {
 	if os.Geteuid() != 0 {
-		if err := Preflight(nil); err == nil || !strings.Contains(err.Error(), "sudo stack up") {
+		if err := testNode(t).Preflight(nil); err == nil || !strings.Contains(err.Error(), "sudo stack up") {
 			t.Fatalf("not root: %v", err)
 		}
 		return
@@ -256,12 +260,123 @@ func TestPreflightPortTaken(t *testing.T) {
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	err = Preflight(map[int]string{port: "test service"})
+	n := testNode(t)
+	err = n.Preflight(map[int]string{port: "test service"})
 	if err == nil || !strings.Contains(err.Error(), "needed by test service, is taken") {
 		// Another port of the node may be taken on this machine first.
 		if err == nil || !strings.Contains(err.Error(), "is taken") {
 			t.Fatalf("got %v", err)
 		}
+		t.Skipf("another port of the node is taken here: %v", err)
+	}
+	if !strings.Contains(err.Error(), fmt.Sprintf("(pid %d), which is not this node's", os.Getpid())) {
+		t.Errorf("the message does not name the process holding the port: %v", err)
+	}
+	// Held by the node's own component (here: this process, recorded as
+	// one), the port is not in the way: up keeps or restarts it.
+	st, _ := n.ReadState()
+	start, _ := startTime(os.Getpid())
+	st.setProc(Proc{Component: "test-service", PID: os.Getpid(), Start: start})
+	if err := n.writeState(st); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Preflight(map[int]string{port: "test service"}); err != nil && strings.Contains(err.Error(), "needed by test service") {
+		t.Errorf("a port held by the node's own component: %v", err)
+	}
+}
+
+// TestSuperviseRestarts kills a component the way an unlucky operator
+// does (SIGKILL) and checks that the supervisor starts it again with the
+// same command line, backs off, gives up in a crash loop (reported with
+// the log's last lines), and stops when it is no longer the supervisor.
+func TestSuperviseRestarts(t *testing.T) {
+	n := testNode(t)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c := component{Name: "kube-scheduler", Args: []string{"/bin/sh", "-c", "echo started; exec sleep 60"}}
+	p, err := n.startProc(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	me, _ := startTime(os.Getpid())
+	st := &State{Procs: []Proc{p}, Supervisor: &Proc{Component: "supervisor", PID: os.Getpid(), Start: me}}
+	if err := n.writeState(st); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		st, _ := n.ReadState()
+		for _, p := range st.Procs {
+			p.Stop(time.Second)
+		}
+	})
+	kill := func() Proc {
+		t.Helper()
+		st, _ := n.ReadState()
+		p, _ := st.proc("kube-scheduler")
+		syscall.Kill(p.PID, syscall.SIGKILL)
+		for p.Alive() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return p
+	}
+	now := time.Now()
+	old := kill()
+	if done, err := n.superviseOnce(now, quiet); done || err != nil {
+		t.Fatalf("round: %v %v", done, err)
+	}
+	st, _ = n.ReadState()
+	p, _ = st.proc("kube-scheduler")
+	if !p.Alive() || p.PID == old.PID || len(p.Restarts) != 1 || strings.Join(p.Args, " ") != strings.Join(c.Args, " ") {
+		t.Fatalf("not restarted as it was: %+v (was pid %d)", p, old.PID)
+	}
+	// Killed again at once: the backoff (1 s after one restart) holds it.
+	old = kill()
+	n.superviseOnce(now.Add(500*time.Millisecond), quiet)
+	st, _ = n.ReadState()
+	if p, _ = st.proc("kube-scheduler"); p.Alive() {
+		t.Fatal("restarted within its backoff")
+	}
+	n.superviseOnce(now.Add(1500*time.Millisecond), quiet)
+	st, _ = n.ReadState()
+	if p, _ = st.proc("kube-scheduler"); !p.Alive() || len(p.Restarts) != 2 {
+		t.Fatalf("not restarted after its backoff: %+v", p)
+	}
+	// Three more deaths, each after its backoff, then the crash loop.
+	at := now.Add(1500 * time.Millisecond)
+	for i := 2; i < maxRestarts; i++ {
+		kill()
+		at = at.Add(restartBackoff << (i - 1))
+		n.superviseOnce(at, quiet)
+	}
+	kill()
+	n.superviseOnce(at.Add(maxBackoff), quiet)
+	st, _ = n.ReadState()
+	p, _ = st.proc("kube-scheduler")
+	if p.Alive() || !strings.HasPrefix(p.Failed, "crash loop: exited 6 times") || !strings.Contains(p.Failed, "started") {
+		t.Fatalf("crash loop not reported with the log: %+v", p)
+	}
+	status, err := n.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cs := range status {
+		if cs.Component == "kube-scheduler" && cs.State != p.Failed {
+			t.Errorf("stack status shows %q, want the crash loop", cs.State)
+		}
+	}
+	// A supervisor that is no longer the node's stops.
+	st.Supervisor.PID++
+	n.writeState(st)
+	if done, _ := n.superviseOnce(time.Now(), quiet); !done {
+		t.Error("a replaced supervisor goes on")
+	}
+	// Up and Down hold the lock: the supervisor waits for them.
+	unlock, err := n.lock(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if done, err := n.superviseOnce(time.Now(), quiet); done || err != nil {
+		t.Errorf("round while the node is locked: %v %v", done, err)
 	}
 }
 

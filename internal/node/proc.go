@@ -27,6 +27,16 @@ type Proc struct {
 	// Config hashes the command line and configuration files the process
 	// started with; a process whose configuration changed is restarted.
 	Config string `json:"config"`
+	// Args and Env are what it was started with, so that the supervisor
+	// restarts it exactly so.
+	Args []string `json:"args,omitempty"`
+	Env  []string `json:"env,omitempty"`
+	// Restarts are the times (Unix milliseconds) the supervisor restarted it
+	// within the last crash-loop window.
+	Restarts []int64 `json:"restarts,omitempty"`
+	// Failed says why the supervisor gave up restarting it (a crash
+	// loop), with the last lines of its log; `stack up` starts it anew.
+	Failed string `json:"failed,omitempty"`
 }
 
 // component is one program of the node and how to tell it is healthy.
@@ -58,30 +68,41 @@ func (c component) configHash() string {
 // startProc starts c detached (its own session, outliving stack), output
 // appended to its log, and returns its record.
 func (n *Node) startProc(c component) (Proc, error) {
-	logPath := n.LogPath(c.Name)
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+	p := Proc{Component: c.Name, Args: c.Args, Env: c.Env, Config: c.configHash()}
+	if err := n.spawn(&p, "stack up"); err != nil {
 		return Proc{}, err
 	}
-	log, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	return p, nil
+}
+
+// spawn starts p's command line detached in the node's directory, output
+// appended to its log after a line saying who started it, and records its
+// PID, start time and log in p.
+func (n *Node) spawn(p *Proc, by string) error {
+	logPath := n.LogPath(p.Component)
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return err
+	}
+	log, err := openLog(logPath)
 	if err != nil {
-		return Proc{}, err
+		return err
 	}
 	defer log.Close()
-	fmt.Fprintf(log, "\n--- stack up: %s %s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(c.Args, " "))
-	cmd := exec.Command(c.Args[0], c.Args[1:]...)
+	fmt.Fprintf(log, "\n--- %s: %s %s\n", by, time.Now().UTC().Format(time.RFC3339), strings.Join(p.Args, " "))
+	cmd := exec.Command(p.Args[0], p.Args[1:]...)
 	cmd.Dir = n.Dir
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + n.Dir}, c.Env...)
+	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + n.Dir}, p.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return Proc{}, fmt.Errorf("start %s: %w (log: %s)", c.Name, err, logPath)
+		return fmt.Errorf("start %s: %w (log: %s)", p.Component, err, logPath)
 	}
-	p := Proc{Component: c.Name, PID: cmd.Process.Pid, Log: logPath, Config: c.configHash()}
+	p.PID, p.Log = cmd.Process.Pid, logPath
 	p.Start, _ = startTime(p.PID)
-	// Reap it if it dies while stack is still running; once stack exits,
+	// Reap it if it dies while this process still runs; once it exits,
 	// init adopts it.
 	go cmd.Wait()
-	return p, nil
+	return nil
 }
 
 // waitHealthy polls c's health until it answers, the process exits or the

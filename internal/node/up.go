@@ -36,6 +36,8 @@ type State struct {
 	// Tables are the iptables tables that existed before the first start;
 	// Down deletes the others once they are empty.
 	Tables []string `json:"tables"`
+	// Supervisor is the process that restarts components that die.
+	Supervisor *Proc `json:"supervisor,omitempty"`
 }
 
 // hostPaths are paths outside the data directory that containerd 1.6
@@ -107,9 +109,11 @@ func (n *Node) Running() bool {
 // Ready. On failure everything is stopped and the host restored, and the
 // error names the component and its log.
 func (n *Node) Up(ctx context.Context, p *ui.Progress) error {
-	if err := os.MkdirAll(n.Dir, 0o700); err != nil {
+	unlock, err := n.lock(true)
+	if err != nil {
 		return err
 	}
+	defer unlock()
 	st, err := n.ReadState()
 	if err != nil {
 		return err
@@ -132,7 +136,7 @@ func (n *Node) Up(ctx context.Context, p *ui.Progress) error {
 	// A node that does not come up is stopped entirely, whether this run
 	// started all of it or only restarted a part: nothing half-started.
 	fail := func(err error) error {
-		if derr := n.Down(context.WithoutCancel(ctx), nil, false); derr != nil {
+		if derr := n.down(context.WithoutCancel(ctx), nil, false); derr != nil {
 			err = fmt.Errorf("%w; stopping what was started also failed: %v", err, derr)
 		}
 		return err
@@ -157,6 +161,7 @@ func (n *Node) Up(ctx context.Context, p *ui.Progress) error {
 		return fail(err)
 	}
 	for _, c := range n.components() {
+		what := "start " + c.Name
 		if proc, ok := st.proc(c.Name); ok && proc.Alive() {
 			hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			herr := c.Health(hctx)
@@ -166,11 +171,20 @@ func (n *Node) Up(ctx context.Context, p *ui.Progress) error {
 			}
 			// Unhealthy, or started with another configuration
 			// (a new build, a new pause image): restart it.
+			what = "restart " + c.Name + " (configuration changed)"
+			if herr != nil {
+				what = "restart " + c.Name + " (unhealthy)"
+			}
 			if err := proc.Stop(10 * time.Second); err != nil {
 				return fail(err)
 			}
+		} else if ok {
+			what = "start " + c.Name + " (it had stopped)"
+			if proc.Failed != "" {
+				what = "start " + c.Name + " (the supervisor had given up: " + strings.SplitN(proc.Failed, ";", 2)[0] + ")"
+			}
 		}
-		step := p.Start("start %s", c.Name)
+		step := p.Start("%s", what)
 		proc, err := n.startProc(c)
 		if err == nil {
 			st.setProc(proc)
@@ -184,6 +198,9 @@ func (n *Node) Up(ctx context.Context, p *ui.Progress) error {
 		if err = step.Done(err); err != nil {
 			return fail(err)
 		}
+	}
+	if err := n.ensureSupervisor(st); err != nil {
+		return fail(fmt.Errorf("start the node's supervisor: %w", err))
 	}
 	step = p.Start("wait for node %s to be Ready", n.Name)
 	err = n.waitReady(ctx, 2*time.Minute)

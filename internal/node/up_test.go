@@ -20,7 +20,7 @@ func TestUpFailureStopsEverything(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the node needs root")
 	}
-	if err := Preflight(nil); err != nil {
+	if err := New(t.TempDir(), "preflight").Preflight(nil); err != nil {
 		t.Skipf("this host cannot run a node now: %v", err)
 	}
 	cache := os.Getenv("STACK_TEST_CACHE")

@@ -88,9 +88,40 @@ func Deploy(ctx context.Context, ws *workspace.Workspace, env *cluster.Environme
 		if d.Gate, err = Gate(ctx, ws, env, o.Root, o.Log); err != nil {
 			return nil, d, err
 		}
+	} else {
+		// Manual changes in an unprotected environment: drift is
+		// recorded first, then kubectl's own fields are taken back.
+		if opts.TakeBack == nil {
+			opts.TakeBack = deploy.KubectlManagers
+		}
+		if !opts.DryRun {
+			if err := recordDrift(ctx, d, o.Log); err != nil {
+				return nil, d, err
+			}
+		}
 	}
 	res, err := d.Deploy(ctx, r, opts)
 	return res, d, err
+}
+
+// recordDrift commits what changed behind stack's back since the last
+// deploy to the state repo, as `stack diff --record` does, saying so.
+func recordDrift(ctx context.Context, d *deploy.Deployer, log io.Writer) error {
+	drift, err := d.Diff(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if drift.Drifted() == 0 {
+		return nil
+	}
+	commit, err := d.RecordDrift(ctx, drift)
+	if err != nil {
+		return err
+	}
+	if log != nil && commit != "" {
+		fmt.Fprintf(log, "recorded drift of %d objects in %s at %.12s before deploying\n", drift.Drifted(), d.State.Dir, commit)
+	}
+	return nil
 }
 
 // Open connects to env's cluster through its backend and opens the
