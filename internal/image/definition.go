@@ -47,12 +47,12 @@
 //	workdir: /
 //	labels: {org.opencontainers.image.source: https://example.org/stack}
 //
-// Unknown fields, wrong types, YAML anchors and aliases, and more than one
-// document are errors naming the file and line.
+// The file is read by the rules of every config file (package yamlfile:
+// one document, no key twice, no anchors, aliases or custom tags); unknown
+// fields and wrong types are errors naming the file and line too.
 package image
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -72,6 +72,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/hashbang/stack/internal/build"
+	"github.com/hashbang/stack/internal/yamlfile"
 )
 
 // FileName is the name of a definition file inside images/<name>/.
@@ -182,27 +183,13 @@ func Parse(file, name string, data []byte) (*Definition, error) {
 		return nil, fmt.Errorf("%s: %q is not a valid image name: use lower-case letters, digits, '.', '_' and '-'", file, name)
 	}
 	d := &decoder{file: file}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: empty definition: write at least one field", file)
-		}
-		return nil, fmt.Errorf("%s: %s", file, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: more than one YAML document: keep one definition per file", file)
-	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
-		return nil, fmt.Errorf("%s: not a YAML mapping", file)
+	root, err := yamlfile.Parse(file, data, yamlfile.Options{Empty: "write at least one field of the definition"})
+	if err != nil {
+		// A definition reports its first problem only, as the checks below.
+		return nil, yamlfile.First(err)
 	}
 	def := &Definition{Name: name, File: file, Set: map[string]bool{}}
-	root := doc.Content[0]
-	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
-		return nil, fmt.Errorf("%s: empty definition: write at least one field", file)
-	}
-	err := d.mapping(root, "definition", map[string]func(*yaml.Node) error{
+	err = d.mapping(root, "definition", map[string]func(*yaml.Node) error{
 		"from": func(n *yaml.Node) (err error) {
 			if def.From, err = d.str(n, "from"); err != nil {
 				return err
@@ -512,49 +499,24 @@ func (def *Definition) checkChain() error {
 	return nil
 }
 
-// decoder turns YAML nodes into definition fields, strictly.
+// decoder turns the checked YAML nodes of a definition (yamlfile.Parse:
+// no duplicate keys, anchors, aliases or custom tags) into its fields,
+// strictly.
 type decoder struct{ file string }
 
 func (d *decoder) errf(n *yaml.Node, format string, args ...any) error {
-	return fmt.Errorf("%s:%d: %s", d.file, n.Line, fmt.Sprintf(format, args...))
-}
-
-func (d *decoder) check(n *yaml.Node, what string) error {
-	if n.Kind == yaml.AliasNode || n.Anchor != "" {
-		return d.errf(n, "%s: YAML anchors and aliases are not supported: write the value out", what)
-	}
-	if strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
-		return d.errf(n, "%s: custom YAML tag %s is not supported", what, n.Tag)
-	}
-	return nil
+	return yamlfile.Errorf(d.file, n, format, args...)
 }
 
 func (d *decoder) mapping(n *yaml.Node, what string, fields map[string]func(*yaml.Node) error) error {
-	if err := d.check(n, what); err != nil {
-		return err
-	}
 	if n.Kind != yaml.MappingNode {
 		return d.errf(n, "%s must be a mapping of fields", what)
 	}
-	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if err := d.check(k, what); err != nil {
-			return err
-		}
-		if k.Kind != yaml.ScalarNode {
-			return d.errf(k, "%s: field names must be plain words", what)
-		}
 		set, ok := fields[k.Value]
 		if !ok {
-			return d.errf(k, "unknown field %q in %s (known: %s)", k.Value, what, strings.Join(keys(fields), ", "))
-		}
-		if line, dup := seen[k.Value]; dup {
-			return d.errf(k, "%s: field %q already given at line %d", what, k.Value, line)
-		}
-		seen[k.Value] = k.Line
-		if err := d.check(v, k.Value); err != nil {
-			return err
+			return yamlfile.UnknownKey(d.file, k, what, keys(fields))
 		}
 		if err := set(v); err != nil {
 			return err
@@ -568,9 +530,6 @@ func (d *decoder) seq(n *yaml.Node, what string, each func(*yaml.Node) error) er
 		return d.errf(n, "%s must be a list", what)
 	}
 	for _, c := range n.Content {
-		if err := d.check(c, what); err != nil {
-			return err
-		}
 		if err := each(c); err != nil {
 			return err
 		}
@@ -615,18 +574,9 @@ func (d *decoder) strMap(n *yaml.Node, what string) (map[string]string, error) {
 	m := map[string]string{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if err := d.check(k, what); err != nil {
-			return nil, err
-		}
-		if err := d.check(v, what); err != nil {
-			return nil, err
-		}
 		ks, err := d.scalar(k, what+" name")
 		if err != nil {
 			return nil, err
-		}
-		if _, dup := m[ks]; dup {
-			return nil, d.errf(k, "%s: %q given twice", what, ks)
 		}
 		vs, err := d.str(v, what+" "+ks)
 		if err != nil {
