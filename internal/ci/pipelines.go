@@ -1,19 +1,18 @@
 package ci
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/hashbang/stack/internal/yamlfile"
 )
 
 // PipelinesFile is where a repository declares its pipelines, relative to
@@ -107,51 +106,21 @@ func matchRef(pattern, ref string) bool {
 
 var (
 	nameRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
-	yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 	cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 )
 
-// lineError is a problem at a line of a file.
-type lineError struct {
-	file string
-	line int
-	msg  string
-}
-
-func (e *lineError) Error() string {
-	if e.line > 0 {
-		return fmt.Sprintf("%s:%d: %s", e.file, e.line, e.msg)
-	}
-	return fmt.Sprintf("%s: %s", e.file, e.msg)
-}
-
 // Parse reads a pipelines file. file names it in errors, which look like
-// "ci/pipelines.yaml:3: pipeline test: run: ...". Unknown keys, aliases,
-// duplicate keys and values of the wrong kind are errors.
+// "ci/pipelines.yaml:3: pipeline test: run: ...". The syntax rules are
+// every config file's (package yamlfile: one document, no key twice, no
+// anchors or aliases); unknown keys and values of the wrong kind are errors
+// too.
 func Parse(file string, data []byte) (*Config, error) {
 	p := &parser{file: file}
-	if len(data) > maxPipelinesSize {
-		return nil, p.errf(nil, "file is %d bytes, larger than the %d allowed: keep pipelines bare bones", len(data), maxPipelinesSize)
+	root, err := yamlfile.Parse(file, data, yamlfile.Options{MaxSize: maxPipelinesSize, Empty: "declare at least `pipelines: {}`"})
+	if err != nil {
+		return nil, yamlfile.First(err) // one problem, as the checks below
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if err == io.EOF {
-			return nil, p.errf(nil, "file is empty: declare at least `pipelines: {}`")
-		}
-		return nil, p.yamlErr(err)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err != io.EOF {
-		if err != nil {
-			return nil, p.yamlErr(err)
-		}
-		return nil, p.errf(&extra, "a second YAML document: keep one document per file")
-	}
-	if err := p.noAliases(&doc); err != nil {
-		return nil, err
-	}
-	return p.config(doc.Content[0])
+	return p.config(root)
 }
 
 type parser struct {
@@ -159,58 +128,25 @@ type parser struct {
 }
 
 func (p *parser) errf(n *yaml.Node, format string, args ...any) error {
-	e := &lineError{file: p.file, msg: fmt.Sprintf(format, args...)}
-	if n != nil {
-		e.line = n.Line
-	}
-	return e
-}
-
-func (p *parser) yamlErr(err error) error {
-	msg := err.Error()
-	line := 0
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-	} else {
-		msg = strings.TrimPrefix(msg, "yaml: ")
-	}
-	if strings.Contains(msg, "cannot start any token") {
-		msg += ` (quote values that start with @ or a backquote, e.g. timer: "@every 1h")`
-	}
-	return &lineError{file: p.file, line: line, msg: "invalid YAML: " + msg}
-}
-
-func (p *parser) noAliases(n *yaml.Node) error {
-	if n.Kind == yaml.AliasNode {
-		return p.errf(n, "YAML aliases (*name) are not allowed: write the value out")
-	}
-	for _, c := range n.Content {
-		if err := p.noAliases(c); err != nil {
-			return err
-		}
-	}
-	return nil
+	return yamlfile.Errorf(p.file, n, format, args...)
 }
 
 // mapping returns the values of mapping n by key, refusing keys not in
-// allowed, duplicates and non-string keys. where prefixes messages.
-func (p *parser) mapping(n *yaml.Node, where string, allowed ...string) (map[string]*yaml.Node, []string, error) {
+// allowed and non-string keys (yamlfile has refused duplicates). where
+// prefixes messages; path is the mapping's key path, for unknown keys.
+func (p *parser) mapping(n *yaml.Node, where, path string, allowed ...string) (map[string]*yaml.Node, []string, error) {
 	if n.Kind != yaml.MappingNode {
-		return nil, nil, p.errf(n, "%smust be a mapping (key: value lines), not %s", where, kindName(n))
+		return nil, nil, p.errf(n, "%smust be a mapping (key: value lines), not %s", where, yamlfile.Describe(n))
 	}
 	vals := map[string]*yaml.Node{}
 	var keys []string
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode || k.Tag != "!!str" {
+		if k.Tag != "!!str" {
 			return nil, nil, p.errf(k, "%skeys must be plain names", where)
 		}
-		if _, dup := vals[k.Value]; dup {
-			return nil, nil, p.errf(k, "%s%q is given twice", where, k.Value)
-		}
 		if allowed != nil && !slices.Contains(allowed, k.Value) {
-			return nil, nil, p.errf(k, "%sunknown key %q: use one of %s", where, k.Value, strings.Join(allowed, ", "))
+			return nil, nil, yamlfile.UnknownKey(p.file, k, path, allowed)
 		}
 		vals[k.Value] = v
 		keys = append(keys, k.Value)
@@ -220,13 +156,13 @@ func (p *parser) mapping(n *yaml.Node, where string, allowed ...string) (map[str
 
 func (p *parser) str(n *yaml.Node, where string) (string, error) {
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
-		return "", p.errf(n, "%smust be a string, not %s", where, kindName(n))
+		return "", p.errf(n, "%smust be a string, not %s", where, yamlfile.Describe(n))
 	}
 	return n.Value, nil
 }
 
 func (p *parser) config(root *yaml.Node) (*Config, error) {
-	top, _, err := p.mapping(root, "", "pipelines")
+	top, _, err := p.mapping(root, "", "the top level", "pipelines")
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +174,7 @@ func (p *parser) config(root *yaml.Node) (*Config, error) {
 	if pn.Kind == yaml.ScalarNode && pn.Tag == "!!null" {
 		return c, nil
 	}
-	vals, names, err := p.mapping(pn, "pipelines: ")
+	vals, names, err := p.mapping(pn, "pipelines: ", "pipelines")
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +194,7 @@ func (p *parser) config(root *yaml.Node) (*Config, error) {
 
 func (p *parser) pipeline(name string, n *yaml.Node) (*Pipeline, error) {
 	where := "pipeline " + name + ": "
-	vals, _, err := p.mapping(n, where, "run", "on", "timeout")
+	vals, _, err := p.mapping(n, where, yamlfile.KeyPath("pipelines", name), "run", "on", "timeout")
 	if err != nil {
 		return nil, err
 	}
@@ -288,15 +224,15 @@ func (p *parser) pipeline(name string, n *yaml.Node) (*Pipeline, error) {
 	}
 
 	if on, ok := vals["on"]; ok {
-		if err := p.on(pl, on, where+"on: "); err != nil {
+		if err := p.on(pl, on, where+"on: ", yamlfile.KeyPath(yamlfile.KeyPath("pipelines", name), "on")); err != nil {
 			return nil, err
 		}
 	}
 	return pl, nil
 }
 
-func (p *parser) on(pl *Pipeline, n *yaml.Node, where string) error {
-	vals, _, err := p.mapping(n, where, "push", "timer")
+func (p *parser) on(pl *Pipeline, n *yaml.Node, where, path string) error {
+	vals, _, err := p.mapping(n, where, path, "push", "timer")
 	if err != nil {
 		return err
 	}
@@ -393,19 +329,4 @@ func hasControl(s string) bool {
 		}
 	}
 	return false
-}
-
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "empty"
-		}
-		return fmt.Sprintf("%s %q", strings.TrimPrefix(n.Tag, "!!"), n.Value)
-	}
-	return "something else"
 }

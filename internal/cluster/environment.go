@@ -8,19 +8,16 @@
 package cluster
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/hashbang/stack/internal/workspace"
+	"github.com/hashbang/stack/internal/yamlfile"
 )
 
 // EnvironmentFile is the name of an environment's definition in its
@@ -121,19 +118,11 @@ func Names(ws *workspace.Workspace) ([]string, error) {
 }
 
 // Parse parses the content of an environment file; file names it in errors.
+// The syntax rules are every config file's (package yamlfile).
 func Parse(file string, data []byte) (*Environment, error) {
 	env := &Environment{}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(env); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: empty: it must name at least a backend and a cluster", file)
-		}
-		return nil, fmt.Errorf("%s: %s", file, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: holds more than one YAML document: keep one", file)
+	if err := yamlfile.Decode(file, data, env, yamlfile.Options{Empty: "it must name at least a backend, a cluster and a registry"}); err != nil {
+		return nil, err
 	}
 	switch {
 	case !contains(backends, env.Backend):

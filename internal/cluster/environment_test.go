@@ -45,13 +45,14 @@ func TestParseErrors(t *testing.T) {
 		{"backend: k3d\ncluster: dev\nregistry: r:5000\n", `backend "k3d" is not one of`},
 		{"backend: local\ncluster: Dev\nregistry: r:5000\n", `cluster "Dev" is not a name`},
 		{"backend: local\ncluster: dev\n", `registry "" must be`},
-		{"backend: local\ncluster: dev\nregistry: r:5000\nextra: 1\n", "line 4: field extra not found"},
+		{"backend: local\ncluster: dev\nregistry: r:5000\nextra: 1\n", `e.yaml:4: unknown key "extra" in the top level`},
+		{"backend: local\ncluster: dev\nregistry: r:5000\ncluster: prod\n", `e.yaml:4: duplicate key "cluster" in the top level (first at line 2)`},
 		{"backend: baremetal\ncluster: next\nregistry: r:5000\n", "needs `kubeconfig:`"},
 		{"backend: local\ncluster: dev\nregistry: r:5000\nref: main\n", "must be a full ref"},
 		{"", "empty"},
 		{"backend: local\ncluster: dev\nregistry: r:5000\n---\nbackend: local\n", "more than one YAML document"},
 	} {
-		if _, err := Parse("e.yaml", []byte(tt.in)); err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "e.yaml: ") {
+		if _, err := Parse("e.yaml", []byte(tt.in)); err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "e.yaml:") {
 			t.Errorf("Parse(%q) = %v, want %q", tt.in, err, tt.want)
 		}
 	}

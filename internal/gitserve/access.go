@@ -1,15 +1,13 @@
 package gitserve
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"sort"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/hashbang/stack/internal/yamlfile"
 )
 
 // Groups are the principals of the allowed_signers files in the config
@@ -73,37 +71,41 @@ func DefaultAccess() *Access {
 }
 
 // ParseAccess parses config/git.yaml strictly: unknown fields, unknown
-// groups, bad patterns and empty rules are errors.
+// groups, bad patterns and empty rules are errors. Its errors name the file
+// AccessFile; the syntax rules are every config file's (package yamlfile).
 func ParseAccess(data []byte) (*Access, error) {
-	if len(data) > maxConfigSize {
-		return nil, fmt.Errorf("file is %d bytes, more than the %d allowed", len(data), maxConfigSize)
-	}
+	return parseAccess(AccessFile, data)
+}
+
+// parseAccess is ParseAccess for the file named file.
+func parseAccess(file string, data []byte) (*Access, error) {
 	var raw struct {
 		Repos map[string]*Rule `yaml:"repos"`
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&raw); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New(`empty file: give at least one rule under "repos:"`)
-		}
-		return nil, fmt.Errorf("%v (want: repos: {PATTERN: {read: [MEMBER...], write: [MEMBER...]}})", err)
+	o := yamlfile.Options{MaxSize: maxConfigSize, Empty: `give at least one rule under "repos:"`}
+	if err := yamlfile.Decode(file, data, &raw, o); err != nil {
+		return nil, err
 	}
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, errors.New("more than one YAML document: keep one")
+	a, err := accessRules(raw.Repos)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	if len(raw.Repos) == 0 {
+	return a, nil
+}
+
+// accessRules checks the rules of git.yaml.
+func accessRules(repos map[string]*Rule) (*Access, error) {
+	if len(repos) == 0 {
 		return nil, errors.New(`no rules: give at least one under "repos:"`)
 	}
-	a := &Access{Repos: make(map[string]Rule, len(raw.Repos))}
-	patterns := make([]string, 0, len(raw.Repos))
-	for p := range raw.Repos {
+	a := &Access{Repos: make(map[string]Rule, len(repos))}
+	patterns := make([]string, 0, len(repos))
+	for p := range repos {
 		patterns = append(patterns, p)
 	}
 	sort.Strings(patterns)
 	for _, p := range patterns {
-		r := raw.Repos[p]
+		r := repos[p]
 		if err := validPattern(p); err != nil {
 			return nil, fmt.Errorf("repos: %w", err)
 		}

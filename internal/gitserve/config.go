@@ -106,9 +106,9 @@ func parsePolicy(dir string, files policyFiles) (*Policy, error) {
 		}
 	}
 	if data := files[len(Groups)]; data != nil {
-		a, err := ParseAccess(data)
+		a, err := parseAccess(filepath.Join(dir, AccessFile), data)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, AccessFile), err)
+			return nil, err // its lines name the file
 		}
 		p.Access = a
 	}

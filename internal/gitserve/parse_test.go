@@ -187,8 +187,8 @@ func TestParseAccess(t *testing.T) {
 		{in: "", wantErr: "empty file"},
 		{in: "# nothing\n", wantErr: "empty file"},
 		{in: "repos: {}\n", wantErr: "no rules"},
-		{in: "repo:\n  \"*\": {read: [\"@admins\"]}\n", wantErr: "field repo not found"},
-		{in: "repos:\n  \"*\": {reed: [\"@admins\"]}\n", wantErr: "field reed not found"},
+		{in: "repo:\n  \"*\": {read: [\"@admins\"]}\n", wantErr: `unknown key "repo"`},
+		{in: "repos:\n  \"*\": {reed: [\"@admins\"]}\n", wantErr: `unknown key "reed"`},
 		{in: "repos:\n  \"*\":\n", wantErr: "empty rule"},
 		{in: "repos:\n  \"*\": {read: []}\n", wantErr: "empty rule"},
 		{in: "repos:\n  \"*\": {read: [\"@users\"]}\n", wantErr: `unknown group "@users"`},
@@ -197,9 +197,9 @@ func TestParseAccess(t *testing.T) {
 		{in: "repos:\n  \"../x\": {read: [x]}\n", wantErr: `pattern "../x"`},
 		{in: "repos:\n  \"a*\": {read: [x]}\n", wantErr: `pattern "a*"`},
 		{in: "repos:\n  \"*/*\": {read: [x]}\n", wantErr: `pattern "*/*"`},
-		{in: "repos:\n  stack: {read: [x]}\n  stack: {read: [y]}\n", wantErr: "already defined"},
+		{in: "repos:\n  stack: {read: [x]}\n  stack: {read: [y]}\n", wantErr: `duplicate key "stack"`},
 		{in: "repos:\n  stack: {read: [x]}\n---\nrepos: {}\n", wantErr: "more than one YAML document"},
-		{in: "repos: [1, 2]\n", wantErr: "cannot unmarshal"},
+		{in: "repos: [1, 2]\n", wantErr: "repos is a list, not a mapping"},
 		{in: "\t", wantErr: "found character"},
 	} {
 		_, err := ParseAccess([]byte(tc.in))

@@ -64,8 +64,8 @@ labels: {org.opencontainers.image.title: x}
 
 func TestParseErrors(t *testing.T) {
 	tests := []struct{ yaml, want string }{
-		{"frm: base\n", `f:1: unknown field "frm" in definition (known: binaries, cmd`},
-		{"files:\n  - path: /a\n    content: x\n    mod: 0644\n", `f:4: unknown field "mod" in file`},
+		{"frm: base\n", `f:1: unknown key "frm" in definition: remove it or fix its spelling (known: binaries, cmd`},
+		{"files:\n  - path: /a\n    content: x\n    mod: 0644\n", `f:4: unknown key "mod" in file`},
 		{"user: 0:0\n", "f:1: user: 0:0 is root"},
 		{"user: 10:0\n", "f:1: user: 10:0 is root"},
 		{"user: stack\n", `f:1: user: "stack" is not a numeric uid:gid`},
@@ -98,15 +98,17 @@ func TestParseErrors(t *testing.T) {
 		{"entrypoint: /bin/x\n", "entrypoint must be a list"},
 		{"from: x\n", "x cannot be its own base"},
 		{"from: Base\n", `from: "Base" is not an image name`},
-		{"from: base\nfrom: other\n", `field "from" already given at line 1`},
+		{"from: base\nfrom: other\n", `f:2: duplicate key "from" in the top level (first at line 1)`},
+		{"files:\n  - path: /a\n    content: x\n    path: /b\n", `f:4: duplicate key "path" in files[0] (first at line 2)`},
+		{"env:\n  A: x\n  B: y\n  A: z\n", `f:4: duplicate key "A" in env (first at line 2)`},
 		{"entrypoint: &a [x]\n", "anchors and aliases are not supported"},
-		{"~\n", "empty definition"},
+		{"~\n", "empty file"},
 		{"entrypoint: &a [x]\ncmd: *a\n", "anchors and aliases are not supported"},
 		{"entrypoint: !custom [x]\n", "custom YAML tag"},
 		{"from: base\n---\nfrom: other\n", "more than one YAML document"},
-		{"", "empty definition"},
+		{"", "empty file"},
 		{"- a\n", "definition must be a mapping"},
-		{"from: [\n", "f: "},
+		{"from: [\n", "f:1: invalid YAML"},
 		{"workdir: relative\n", "must be an absolute path"},
 		{"labels: {\"bad key\": x}\n", "is not a label key"},
 	}
@@ -126,7 +128,7 @@ func TestParseErrors(t *testing.T) {
 	if _, err := Parse("f", "Bad/Name", []byte("from: base\n")); err == nil {
 		t.Error("Parse accepted an invalid name")
 	}
-	if _, err := Parse("f", "x", []byte("# nothing but a comment\n")); err == nil || !strings.Contains(err.Error(), "empty definition") {
+	if _, err := Parse("f", "x", []byte("# nothing but a comment\n")); err == nil || !strings.Contains(err.Error(), "empty file") {
 		t.Errorf("comment-only definition: %v", err)
 	}
 }

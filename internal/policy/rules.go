@@ -1,16 +1,14 @@
 package policy
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"regexp"
 	"sort"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/hashbang/stack/internal/yamlfile"
 )
 
 // Paths of the trust files, relative to the repository root. They are read
@@ -88,15 +86,15 @@ var envName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 // ParsePolicy parses and checks config/policy.yaml. Environments not
 // written get no rule, except production, which gets the default. Omitted
 // fields default to: refs [refs/heads/ENV], signers admins, quorum 1,
-// hardware true for production and false elsewhere.
+// hardware true for production and false elsewhere; an empty file is the
+// default policy. The syntax rules are every config file's (package
+// yamlfile).
 func ParsePolicy(data []byte) (*Policy, error) {
 	var doc struct {
 		Environments map[string]*yamlRule `yaml:"environments"`
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %w", PolicyFile, err)
+	if err := yamlfile.Decode(PolicyFile, data, &doc, yamlfile.Options{}); err != nil && !errors.Is(err, yamlfile.ErrEmpty) {
+		return nil, err
 	}
 	p := DefaultPolicy()
 	names := make([]string, 0, len(doc.Environments))

@@ -51,8 +51,8 @@ environments:
 
 func TestParsePolicyErrors(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{"environments: [a]", "cannot unmarshal"},
-		{"environmentz: {}", "not found"},
+		{"environments: [a]", "environments is a list, not a mapping"},
+		{"environmentz: {}", `unknown key "environmentz"`},
 		{"environments: {production: {hardware: false}}", "hardware: true"},
 		{"environments: {production: {signers: developers}}", "must be admins"},
 		{"environments: {staging: {signers: everyone}}", "use admins or developers"},
@@ -60,7 +60,9 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"environments: {Staging: {}}", "lower-case"},
 		{"environments: {staging: {refs: [main]}}", "full ref name"},
 		{"environments: {staging: {refs: ['refs/heads/[']}}", "full ref name"},
-		{"environments: {staging: {typo: 1}}", "not found"},
+		{"environments: {staging: {typo: 1}}", `unknown key "typo"`},
+		{"environments:\n  staging: {quorum: 1}\nenvironments:\n  next: {}\n", `config/policy.yaml:3: duplicate key "environments" in the top level (first at line 1)`},
+		{"environments:\n  staging:\n    quorum: 1\n    signers: developers\n    quorum: 2\n", `config/policy.yaml:5: duplicate key "quorum" in environments.staging (first at line 3)`},
 	}
 	for _, tt := range tests {
 		_, err := ParsePolicy([]byte(tt.in))

@@ -12,21 +12,13 @@ import (
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/semver"
+
+	"github.com/hashbang/stack/internal/yamlfile"
 )
 
-// ParseError is a problem at one line of the sources file.
-type ParseError struct {
-	File string
-	Line int
-	Msg  string
-}
-
-func (e *ParseError) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
-	}
-	return fmt.Sprintf("%s: %s", e.File, e.Msg)
-}
+// ParseError is a problem at one line of the sources file, worded as every
+// config file's problems are (package yamlfile).
+type ParseError = yamlfile.Error
 
 // Parse parses and validates the content of a sources file; file names it
 // in errors. Every problem found is reported, one *ParseError per line of
@@ -40,14 +32,10 @@ func Parse(file string, data []byte) (*Config, error) {
 func parse(file string, data []byte, requireHash bool) (*Config, error) {
 	p := &parser{file: file}
 	cfg := &Config{Path: file, data: data}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, &ParseError{File: file, Line: yamlErrorLine(err), Msg: "not valid YAML: " + yamlErrorText(err)}
+	top, err := yamlfile.Parse(file, data, yamlfile.Options{Empty: "it must hold a `sources:` list"})
+	if err != nil {
+		return nil, err
 	}
-	if doc.Kind == 0 || len(doc.Content) == 0 {
-		return nil, &ParseError{File: file, Msg: "empty file: it must hold a `sources:` list"}
-	}
-	top := doc.Content[0]
 	if top.Kind != yaml.MappingNode {
 		return nil, &ParseError{File: file, Line: top.Line, Msg: "the file must be a mapping with one key, `sources:`"}
 	}
@@ -55,7 +43,7 @@ func parse(file string, data []byte, requireHash bool) (*Config, error) {
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		k, v := top.Content[i], top.Content[i+1]
 		if k.Value != "sources" {
-			p.errorf(k.Line, "unknown key %q: the file has one key, `sources:`", k.Value)
+			p.errs = append(p.errs, yamlfile.UnknownKey(file, k, "the top level", []string{"sources"}))
 			continue
 		}
 		list = v
@@ -119,10 +107,6 @@ func (p *parser) entry(n *yaml.Node) *Source {
 	strs["kind"] = &kind
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if _, dup := s.fields[k.Value]; dup {
-			p.errorf(k.Line, "key %q given twice in one source", k.Value)
-			continue
-		}
 		s.fields[k.Value] = pos{v.Line, v.Column, n.Style&yaml.FlowStyle != 0}
 		if k.Value == "packages" {
 			if v.Kind != yaml.SequenceNode {
@@ -140,7 +124,7 @@ func (p *parser) entry(n *yaml.Node) *Source {
 		}
 		dst, ok := strs[k.Value]
 		if !ok {
-			p.errorf(k.Line, "unknown key %q: a source has name, kind, version, hash, track, and per kind module, packages, replace-local (gomod), package, arch (deb), package (debsrc), url (archive), package (npm)", k.Value)
+			p.errs = append(p.errs, yamlfile.UnknownKey(p.file, k, entryContext(n), entryKeys(n)))
 			continue
 		}
 		if v.Kind != yaml.ScalarNode || (v.Tag != "!!str" && v.Tag != "!!int" && v.Tag != "!!float") {
@@ -151,6 +135,34 @@ func (p *parser) entry(n *yaml.Node) *Source {
 	}
 	s.Kind = Kind(kind)
 	return s
+}
+
+// entryContext names a source entry in messages.
+func entryContext(n *yaml.Node) string {
+	if name := entryValue(n, "name"); name != "" {
+		return fmt.Sprintf("source %q", name)
+	}
+	return "a source"
+}
+
+// entryKeys are the keys a source entry may have: the common ones, and
+// those of its kind (of every kind when it has none yet).
+func entryKeys(n *yaml.Node) []string {
+	keys := []string{"name", "kind", "version", "hash", "track"}
+	if k, ok := kindFields[Kind(entryValue(n, "kind"))]; ok {
+		return append(keys, k...)
+	}
+	return append(keys, allKindKeys...)
+}
+
+// entryValue is the scalar value of key in mapping n, or "".
+func entryValue(n *yaml.Node, key string) string {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key && n.Content[i+1].Kind == yaml.ScalarNode {
+			return n.Content[i+1].Value
+		}
+	}
+	return ""
 }
 
 var (
@@ -327,24 +339,4 @@ func contains(list []string, s string) bool {
 
 func expandVersion(s, version string) string {
 	return strings.ReplaceAll(s, "{version}", version)
-}
-
-var yamlLineRE = regexp.MustCompile(`line (\d+)`)
-
-// yamlErrorLine digs the line number out of a YAML syntax error.
-func yamlErrorLine(err error) int {
-	m := yamlLineRE.FindStringSubmatch(err.Error())
-	if m == nil {
-		return 0
-	}
-	n := 0
-	fmt.Sscan(m[1], &n)
-	return n
-}
-
-func yamlErrorText(err error) string {
-	s := strings.TrimPrefix(err.Error(), "yaml: ")
-	s = yamlLineRE.ReplaceAllString(s, "")
-	s = strings.TrimLeft(s, " :")
-	return strings.Join(strings.Fields(s), " ")
 }

@@ -65,7 +65,7 @@ func TestParseErrors(t *testing.T) {
 			[]string{"f.yaml:4:", "`url` does not apply to kind gomod"}},
 		{"no kind", "sources:\n  - name: x\n    version: 1\n", []string{"f.yaml:2:", "has no kind"}},
 		{"bad name", strings.Replace(goodEntry, "name: hello", "name: Hello World", 1), []string{"f.yaml:2:", "not valid"}},
-		{"not yaml", "sources: [\n", []string{"f.yaml:", "not valid YAML"}},
+		{"not yaml", "sources: [\n", []string{"f.yaml:", "invalid YAML"}},
 		{"not a list", "sources: {}\n", []string{"f.yaml:1:", "must be a list"}},
 		{"top-level typo", "source:\n  - name: x\n", []string{"f.yaml:1:", `unknown key "source"`}},
 		{"empty", "", []string{"empty file"}},
@@ -91,6 +91,24 @@ func TestParseErrors(t *testing.T) {
 				if !strings.HasPrefix(line, "f.yaml") {
 					t.Errorf("error line %q does not name the file", line)
 				}
+			}
+		})
+	}
+}
+
+// TestParseDuplicateKeys: a key given twice is refused, naming both lines.
+// A second `sources:` list used to replace the first without a word.
+func TestParseDuplicateKeys(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"two sources lists", goodEntry + strings.ReplaceAll(goodEntry, "hello", "other"),
+			`f.yaml:7: duplicate key "sources" in the top level (first at line 1): keep only one`},
+		{"a key twice in a source", goodEntry + "    version: v1.0.1\n",
+			`f.yaml:7: duplicate key "version" in sources[0] (first at line 5): keep only one`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("f.yaml", []byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Parse = %v, want %q", err, tc.want)
 			}
 		})
 	}
