@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -388,6 +390,23 @@ func TestCreateAndList(t *testing.T) {
 	}
 	os.Mkdir(filepath.Join(RepoRoot(data), "not-a-repo"), 0o755)
 	os.Mkdir(filepath.Join(RepoRoot(data), ".new-123"), 0o755)
+	os.Mkdir(filepath.Join(RepoRoot(data), "empty.git"), 0o755)                                   // a directory, not a repository
+	os.MkdirAll(filepath.Join(RepoRoot(data), "infra", "half.git", "objects"), 0o755)             // no HEAD
+	exec.Command("git", "init", "-q", "--bare", filepath.Join(RepoRoot(data), "Upper.git")).Run() // not a valid name
+	paths, err := Paths(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pathNames []string
+	for _, r := range paths {
+		pathNames = append(pathNames, r.Name)
+		if r.Branch != "" || r.Commit != "" || r.Path != filepath.Join(RepoRoot(data), filepath.FromSlash(r.Name)+".git") {
+			t.Errorf("Paths: repo %+v", r)
+		}
+	}
+	if want := []string{"a-b", "infra/dns", "stack"}; !reflect.DeepEqual(pathNames, want) {
+		t.Errorf("Paths = %v, want %v", pathNames, want)
+	}
 	repos, err := List(data)
 	if err != nil {
 		t.Fatal(err)
@@ -410,8 +429,13 @@ func TestCreateAndList(t *testing.T) {
 	if p, err := Resolve(data, "infra/dns"); err != nil || p != filepath.Join(RepoRoot(data), "infra", "dns.git") {
 		t.Errorf("Resolve = %q, %v", p, err)
 	}
-	if _, err := Resolve(data, "nope"); err == nil || !strings.Contains(err.Error(), "stack repo create nope") {
+	if _, err := Resolve(data, "nope"); err == nil || !strings.Contains(err.Error(), "stack repo create nope") || !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Resolve(nope) = %v", err)
+	}
+	for _, name := range []string{"empty", "infra/half"} {
+		if _, err := Resolve(data, name); err == nil || !strings.Contains(err.Error(), "not a bare git repository") || errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Resolve(%s) = %v", name, err)
+		}
 	}
 }
 
