@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hashbang/stack/internal/ci"
+	"github.com/hashbang/stack/internal/gitserve"
 	"github.com/hashbang/stack/internal/ui"
 )
 
@@ -204,17 +205,16 @@ same pipeline and ref still waiting in the queue is superseded.`,
 
 // pickRepo finds the served repository called name, or the only one.
 func pickRepo(dataDir, name string) (ci.Repo, error) {
-	root := filepath.Join(dataDir, "git")
 	if name != "" {
-		return ci.FindRepo(root, name)
+		return ci.ServedRepo(dataDir, name)
 	}
-	repos, err := ci.ReposIn(root)()
+	repos, err := ci.ServedRepos(dataDir)()
 	if err != nil {
 		return ci.Repo{}, err
 	}
 	switch len(repos) {
 	case 0:
-		return ci.Repo{}, fmt.Errorf("no repositories in %s: create one with `stack repo create NAME` and push", root)
+		return ci.Repo{}, fmt.Errorf("no repositories in %s: create one with `stack repo create NAME` and push", gitserve.RepoRoot(dataDir))
 	case 1:
 		return repos[0], nil
 	}

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hashbang/stack/internal/gitserve"
 )
 
 func TestEnqueuePushMatchesRefs(t *testing.T) {
@@ -160,41 +162,49 @@ func TestEnqueueSupersedesQueued(t *testing.T) {
 	}
 }
 
-func TestReposInAndFindRepo(t *testing.T) {
-	root := t.TempDir()
-	for _, name := range []string{"stack.git", "infra/dns.git", "infra/web.git"} {
+func TestServedRepos(t *testing.T) {
+	data := t.TempDir()
+	root := gitserve.RepoRoot(data)
+	for _, name := range []string{"stack.git", "infra/dns.git", "infra/web.git", "Upper.git"} {
 		g := &gitRepo{t: t}
 		g.git("", "init", "--quiet", "--bare", filepath.Join(root, filepath.FromSlash(name)))
 	}
 	os.MkdirAll(filepath.Join(root, "notarepo.git"), 0o755)
 	os.MkdirAll(filepath.Join(root, ".new-123"), 0o755)
-	repos, err := ReposIn(root)()
+	repos, err := ServedRepos(data)()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
 	for _, r := range repos {
 		names = append(names, r.Name)
-		if !isBare(r.Path) {
+		if _, err := os.Stat(filepath.Join(r.Path, "HEAD")); err != nil {
 			t.Errorf("%s: %s is not a bare repository", r.Name, r.Path)
 		}
 	}
+	// Upper.git is no name the git server serves, so CI does not see it.
 	if got := strings.Join(names, ","); got != "infra/dns,infra/web,stack" {
-		t.Errorf("ReposIn = %s", got)
+		t.Errorf("ServedRepos = %s", got)
 	}
-	if repos, err := ReposIn(filepath.Join(root, "missing"))(); err != nil || len(repos) != 0 {
-		t.Errorf("ReposIn of a missing directory: %v, %v", repos, err)
+	if repos, err := ServedRepos(filepath.Join(data, "missing"))(); err != nil || len(repos) != 0 {
+		t.Errorf("ServedRepos of a missing directory: %v, %v", repos, err)
 	}
 	for name, want := range map[string]string{
 		"stack": "stack.git", "stack.git": "stack.git", "infra/dns": "infra/dns.git",
-		"nope": "", "notarepo": "", "../stack": "", "/stack": "", "a/b/c": "", "infra/../stack": "", "": "",
+		"nope": "", "notarepo": "", "../stack": "", "/stack": "", "a/b/c": "", "infra/../stack": "", "": "", "Upper": "",
 	} {
-		r, err := FindRepo(root, name)
+		r, err := ServedRepo(data, name)
 		switch {
 		case want == "" && err == nil:
-			t.Errorf("FindRepo(%q) = %+v, want an error", name, r)
+			t.Errorf("ServedRepo(%q) = %+v, want an error", name, r)
 		case want != "" && (err != nil || r.Path != filepath.Join(root, filepath.FromSlash(want))):
-			t.Errorf("FindRepo(%q) = %+v, %v; want %s", name, r, err, want)
+			t.Errorf("ServedRepo(%q) = %+v, %v; want %s", name, r, err, want)
 		}
+	}
+	if _, err := ServedRepo(data, "nope"); err == nil || err.Error() != `no repository "nope" in `+root+": see `stack repo list`" {
+		t.Errorf("ServedRepo(nope) = %v", err)
+	}
+	if _, err := ServedRepo(data, "../stack"); err == nil || !strings.HasPrefix(err.Error(), `"../stack" is not a repository name`) {
+		t.Errorf("ServedRepo(../stack) = %v", err)
 	}
 }

@@ -1,59 +1,30 @@
 package ci
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/hashbang/stack/internal/gitcmd"
 )
 
-// gitEnv is the environment of the git commands CI runs: the process's own
-// without GIT_* variables, which a hook inherits from the push (GIT_DIR,
-// GIT_QUARANTINE_PATH...) and which would point git elsewhere.
-func gitEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GIT_") {
-			env = append(env, kv)
-		}
-	}
-	return append(env, "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1")
+// gitCmd is how CI runs git on the bare repository repo (none if empty):
+// without the GIT_* variables a hook inherits from the push (GIT_DIR,
+// GIT_QUARANTINE_PATH...), which would point git elsewhere, and without the
+// system's git config. A failure is a *gitcmd.Error naming repo and
+// carrying git's stderr.
+func gitCmd(repo string) gitcmd.Cmd {
+	return gitcmd.Cmd{GitDir: repo, Isolated: true, Env: []string{"GIT_CONFIG_NOSYSTEM=1"}}
 }
-
-// gitError is a failed git command, with what it printed on stderr.
-type gitError struct {
-	args []string
-	repo string
-	msg  string
-	err  error
-}
-
-func (e *gitError) Error() string {
-	return fmt.Sprintf("git %s in %s: %s", e.args[0], e.repo, e.msg)
-}
-
-func (e *gitError) Unwrap() error { return e.err }
 
 // gitRaw runs git against the bare repository at repo and returns its stdout.
 func gitRaw(ctx context.Context, repo string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "git", append([]string{"--git-dir=" + repo}, args...)...)
-	cmd.Env = gitEnv()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(errb.String())
-		if msg == "" {
-			msg = err.Error()
-		}
-		return nil, &gitError{args: args, repo: repo, msg: msg, err: err}
-	}
-	return out.Bytes(), nil
+	return gitCmd(repo).Run(ctx, args...)
 }
 
 // git is gitRaw with the output's trailing newline removed.
@@ -66,8 +37,8 @@ func git(ctx context.Context, repo string, args ...string) (string, error) {
 // "" if it names no commit.
 func commitOf(ctx context.Context, repo, rev string) (string, error) {
 	out, err := git(ctx, repo, "rev-parse", "--verify", "--quiet", "--end-of-options", rev+"^{commit}")
-	var ee *exec.ExitError
-	if errors.As(err, &ee) && ee.ExitCode() == 1 {
+	var ge *gitcmd.Error
+	if errors.As(err, &ge) && ge.ExitCode() == 1 {
 		return "", nil
 	}
 	return out, err
@@ -149,17 +120,17 @@ func ResolveRef(ctx context.Context, repo, rev string) (ref, commit string, err 
 // repo: a clone that shares repo's objects (no copy) with commit checked out
 // detached, so `git rev-parse HEAD` in the job prints the commit.
 func checkout(ctx context.Context, repo, commit, dir string, log io.Writer) error {
-	run := func(args ...string) error {
-		cmd := exec.CommandContext(ctx, "git", args...)
-		cmd.Env = gitEnv()
-		cmd.Stdout, cmd.Stderr = log, log
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("git %s: %w", args[0], err)
-		}
-		return nil
-	}
-	if err := run("clone", "--quiet", "--no-checkout", "--shared", "--", repo, dir); err != nil {
+	run := func(in string, args ...string) error {
+		c := gitCmd("")
+		c.Dir, c.Stderr = in, log
+		// git -c advice.detachedHead=false, as the environment says it.
+		c.Env = append(c.Env, "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=advice.detachedHead", "GIT_CONFIG_VALUE_0=false")
+		out, err := c.Run(ctx, args...)
+		log.Write(out)
 		return err
 	}
-	return run("-C", dir, "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit, "--")
+	if err := run("", "clone", "--quiet", "--no-checkout", "--shared", "--", repo, dir); err != nil {
+		return err
+	}
+	return run(dir, "checkout", "--quiet", "--detach", commit, "--")
 }

@@ -53,7 +53,7 @@ func (g *gitRepo) git(dir string, args ...string) string {
 		args = append([]string{"-C", dir}, args...)
 	}
 	cmd := exec.Command("git", append([]string{"-c", "user.name=CI Test", "-c", "user.email=ci@test", "-c", "commit.gpgsign=false"}, args...)...)
-	cmd.Env = gitEnv()
+	cmd.Env = gitCmd("").Environ()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		g.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)

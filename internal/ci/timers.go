@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
-	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/hashbang/stack/internal/gitserve"
 )
 
 // timers is the runner's view of the timer pipelines: each repository's
@@ -148,59 +148,38 @@ func (r *Runner) checkTimers(ctx context.Context, t *timers, now time.Time) {
 	}
 }
 
-// ReposIn lists the bare repositories under dir as the git server lays
-// them out: dir/NAME.git and dir/GROUP/NAME.git, named NAME and GROUP/NAME.
-// It suits Runner.Repos.
-func ReposIn(dir string) func() ([]Repo, error) {
+// ServedRepos lists the repositories the git server serves from the data
+// directory dataDir (gitserve.Paths: DATA/git/NAME.git and
+// DATA/git/GROUP/NAME.git, named NAME and GROUP/NAME). It suits
+// Runner.Repos.
+func ServedRepos(dataDir string) func() ([]Repo, error) {
 	return func() ([]Repo, error) {
-		var repos []Repo
-		var walk func(rel string, depth int) error
-		walk = func(rel string, depth int) error {
-			ents, err := os.ReadDir(filepath.Join(dir, filepath.FromSlash(rel)))
-			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					return nil
-				}
-				return err
-			}
-			for _, e := range ents {
-				name := path.Join(rel, e.Name())
-				p := filepath.Join(dir, filepath.FromSlash(name))
-				switch {
-				case !e.IsDir() || strings.HasPrefix(e.Name(), "."):
-				case strings.HasSuffix(name, ".git") && isBare(p):
-					repos = append(repos, Repo{Name: strings.TrimSuffix(name, ".git"), Path: p})
-				case depth == 0 && !strings.HasSuffix(name, ".git"):
-					if err := walk(name, depth+1); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
+		paths, err := gitserve.Paths(dataDir)
+		if err != nil {
+			return nil, err
 		}
-		return repos, walk("", 0)
+		repos := make([]Repo, len(paths))
+		for i, p := range paths {
+			repos[i] = Repo{Name: p.Name, Path: p.Path}
+		}
+		return repos, nil
 	}
 }
 
-// FindRepo returns the bare repository called name (NAME or GROUP/NAME)
-// under dir, laid out as ReposIn expects.
-func FindRepo(dir, name string) (Repo, error) {
+// ServedRepo returns the repository called name (NAME or GROUP/NAME, a
+// trailing .git allowed) that the git server serves from dataDir
+// (gitserve.Resolve).
+func ServedRepo(dataDir, name string) (Repo, error) {
 	name = strings.TrimSuffix(name, ".git")
-	if name == "" || path.Clean(name) != name || strings.HasPrefix(name, "/") || strings.HasPrefix(name, "..") ||
-		strings.Count(name, "/") > 1 || strings.ContainsAny(name, "\\\x00") || hasControl(name) {
-		return Repo{}, fmt.Errorf("%q is not a repository name: NAME or GROUP/NAME", name)
+	if err := gitserve.ValidName(name); err != nil {
+		return Repo{}, fmt.Errorf("%q is not a repository name: %w", name, err)
 	}
-	p := filepath.Join(dir, filepath.FromSlash(name)+".git")
-	if !isBare(p) {
-		return Repo{}, fmt.Errorf("no repository %q in %s: see `stack repo list`", name, dir)
+	p, err := gitserve.Resolve(dataDir, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Repo{}, fmt.Errorf("no repository %q in %s: see `stack repo list`", name, gitserve.RepoRoot(dataDir))
+	}
+	if err != nil {
+		return Repo{}, err
 	}
 	return Repo{Name: name, Path: p}, nil
-}
-
-func isBare(p string) bool {
-	if _, err := os.Stat(filepath.Join(p, "HEAD")); err != nil {
-		return false
-	}
-	st, err := os.Stat(filepath.Join(p, "objects"))
-	return err == nil && st.IsDir()
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -20,18 +21,18 @@ const AccessFile = "git.yaml"
 // Policy is the server's view of its config directory at one moment: which
 // keys log in as whom, and who may do what to which repository.
 type Policy struct {
-	keys   map[string]Identity // by ssh.PublicKey.Marshal()
+	logins logins
 	Access *Access
 }
 
-// Identify returns the identity of a public key.
-func (p *Policy) Identify(key ssh.PublicKey) (Identity, bool) {
-	id, ok := p.keys[string(key.Marshal())]
-	return id, ok
+// Identify returns who a public key logs in as at time at, or why it may
+// not (see logins).
+func (p *Policy) Identify(key ssh.PublicKey, at time.Time) (Identity, error) {
+	return p.logins.identify(key, at)
 }
 
-// Keys is the number of keys that may log in.
-func (p *Policy) Keys() int { return len(p.keys) }
+// Keys is the number of keys that may log in now.
+func (p *Policy) Keys() int { return p.logins.keys(time.Now()) }
 
 // LoadPolicy reads DIR/admins, DIR/developers (allowed_signers format; a
 // missing file lists nobody) and DIR/git.yaml (missing: DefaultAccess).
@@ -79,31 +80,10 @@ func (f policyFiles) equal(g policyFiles) bool {
 }
 
 func parsePolicy(dir string, files policyFiles) (*Policy, error) {
-	p := &Policy{keys: map[string]Identity{}, Access: DefaultAccess()}
-	for i, group := range Groups {
-		signers, err := ParseSigners(files[i])
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, group), err)
-		}
-		for _, s := range signers {
-			if s.CertAuthority() {
-				continue // certificate authorities sign, they do not log in
-			}
-			k := string(s.Key.Marshal())
-			id, ok := p.keys[k]
-			if !ok {
-				id = Identity{Principal: s.Principals[0], Fingerprint: ssh.FingerprintSHA256(s.Key)}
-			}
-			for _, pr := range s.Principals {
-				if !slices.Contains(id.Principals, pr) {
-					id.Principals = append(id.Principals, pr)
-				}
-			}
-			if !slices.Contains(id.Groups, group) {
-				id.Groups = append(id.Groups, group)
-			}
-			p.keys[k] = id
-		}
+	p := &Policy{Access: DefaultAccess()}
+	var err error
+	if p.logins, err = parseLogins(dir, files); err != nil {
+		return nil, err
 	}
 	if data := files[len(Groups)]; data != nil {
 		a, err := parseAccess(filepath.Join(dir, AccessFile), data)

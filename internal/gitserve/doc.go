@@ -5,6 +5,12 @@
 // real git-upload-pack, git-receive-pack and git-upload-archive programs on
 // bare repositories under DATA/git/.
 //
+// The signer files are read by the signature policy's parser
+// (policy.ParseSigners), and a key logs in only while the policy would let
+// it sign a commit: valid-after, valid-before and namespaces bound logins
+// as they bound signatures, and a file the policy refuses (a cert-authority
+// line, say) lets nobody in. See logins.
+//
 // It also owns those repositories: creating and listing them, and the
 // pre-receive and post-receive hooks that run the stack executable itself
 // (`stack hook NAME`), which hands the pushed ref updates to Go callbacks

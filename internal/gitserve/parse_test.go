@@ -5,13 +5,17 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/crypto/ssh"
 )
 
 func TestParseCommand(t *testing.T) {
@@ -107,75 +111,6 @@ const (
 	keyA = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJZ8ZbD6j1n1e4v6Vx1DHfbcbkZC1fTQ9Nq2q2Nq3QfM"
 	keyB = "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIBv7gbTi8CtF9XySzDUt8ZDwkUo/Cg6FaSdQDUQbPXD2AAAABHNzaDo="
 )
-
-func TestParseSigners(t *testing.T) {
-	for _, tc := range []struct {
-		in      string
-		want    [][]string // principals per line
-		options [][]string
-		wantErr string
-	}{
-		{in: "", want: nil},
-		{in: "# comment\n\n  \n", want: nil},
-		{in: "alice@example.org " + keyA + " laptop\n", want: [][]string{{"alice@example.org"}}, options: [][]string{nil}},
-		{in: "alice,bob " + keyA, want: [][]string{{"alice", "bob"}}, options: [][]string{nil}},
-		{in: `"alice,bob" ` + keyA, want: [][]string{{"alice", "bob"}}, options: [][]string{nil}},
-		{in: `alice namespaces="git,file",valid-after=20260101 ` + keyB + " yubikey\r\n", want: [][]string{{"alice"}}, options: [][]string{{`namespaces="git,file"`, "valid-after=20260101"}}},
-		{in: "alice cert-authority " + keyA, want: [][]string{{"alice"}}, options: [][]string{{"cert-authority"}}},
-		{in: "alice " + keyA + "\nbob " + keyB, want: [][]string{{"alice"}, {"bob"}}, options: [][]string{nil, nil}},
-		{in: "alice", wantErr: "line 1: no key after the principals"},
-		{in: "alice   ", wantErr: "line 1: no key after the principals"},
-		{in: keyA, wantErr: "line 1: no valid public key"},
-		{in: "# x\nalice ssh-ed25519 AAAAnotbase64", wantErr: "line 2: no valid public key"},
-		{in: "alice ssh-rsa " + strings.Fields(keyA)[1], wantErr: "no valid public key"},
-		{in: ",alice " + keyA, wantErr: "empty principal"},
-		{in: `"alice ` + keyA, wantErr: "unterminated quote"},
-		{in: `"alice"x ` + keyA, wantErr: "no space after the quoted principals"},
-		{in: "al\x01ice " + keyA, wantErr: "control character"},
-	} {
-		got, err := ParseSigners([]byte(tc.in))
-		if tc.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("ParseSigners(%q) error = %v, want %q", tc.in, err, tc.wantErr)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("ParseSigners(%q): %v", tc.in, err)
-			continue
-		}
-		var principals, options [][]string
-		for _, s := range got {
-			principals = append(principals, s.Principals)
-			options = append(options, s.Options)
-		}
-		if !reflect.DeepEqual(principals, tc.want) || !reflect.DeepEqual(options, tc.options) {
-			t.Errorf("ParseSigners(%q) = %v %q, want %v %q", tc.in, principals, options, tc.want, tc.options)
-		}
-	}
-}
-
-func FuzzParseSigners(f *testing.F) {
-	for _, s := range []string{"alice " + keyA, `"a,b" namespaces="git" ` + keyB + " c", "# x\n\nbob cert-authority " + keyA, "alice", ""} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		signers, err := ParseSigners(data)
-		if err != nil {
-			return
-		}
-		for _, s := range signers {
-			if s.Key == nil || len(s.Principals) == 0 || s.Line < 1 {
-				t.Fatalf("incomplete signer %+v", s)
-			}
-			for _, p := range s.Principals {
-				if err := validPrincipal(p); err != nil {
-					t.Fatalf("principal %q accepted: %v", p, err)
-				}
-			}
-		}
-	})
-}
 
 func TestParseAccess(t *testing.T) {
 	for _, tc := range []struct {
@@ -455,6 +390,23 @@ func TestCreateAndList(t *testing.T) {
 	}
 	os.Mkdir(filepath.Join(RepoRoot(data), "not-a-repo"), 0o755)
 	os.Mkdir(filepath.Join(RepoRoot(data), ".new-123"), 0o755)
+	os.Mkdir(filepath.Join(RepoRoot(data), "empty.git"), 0o755)                                   // a directory, not a repository
+	os.MkdirAll(filepath.Join(RepoRoot(data), "infra", "half.git", "objects"), 0o755)             // no HEAD
+	exec.Command("git", "init", "-q", "--bare", filepath.Join(RepoRoot(data), "Upper.git")).Run() // not a valid name
+	paths, err := Paths(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pathNames []string
+	for _, r := range paths {
+		pathNames = append(pathNames, r.Name)
+		if r.Branch != "" || r.Commit != "" || r.Path != filepath.Join(RepoRoot(data), filepath.FromSlash(r.Name)+".git") {
+			t.Errorf("Paths: repo %+v", r)
+		}
+	}
+	if want := []string{"a-b", "infra/dns", "stack"}; !reflect.DeepEqual(pathNames, want) {
+		t.Errorf("Paths = %v, want %v", pathNames, want)
+	}
 	repos, err := List(data)
 	if err != nil {
 		t.Fatal(err)
@@ -477,8 +429,13 @@ func TestCreateAndList(t *testing.T) {
 	if p, err := Resolve(data, "infra/dns"); err != nil || p != filepath.Join(RepoRoot(data), "infra", "dns.git") {
 		t.Errorf("Resolve = %q, %v", p, err)
 	}
-	if _, err := Resolve(data, "nope"); err == nil || !strings.Contains(err.Error(), "stack repo create nope") {
+	if _, err := Resolve(data, "nope"); err == nil || !strings.Contains(err.Error(), "stack repo create nope") || !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Resolve(nope) = %v", err)
+	}
+	for _, name := range []string{"empty", "infra/half"} {
+		if _, err := Resolve(data, name); err == nil || !strings.Contains(err.Error(), "not a bare git repository") || errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Resolve(%s) = %v", name, err)
+		}
 	}
 }
 
@@ -518,22 +475,31 @@ func TestLoadPolicy(t *testing.T) {
 		t.Fatalf("empty config dir: %+v, %v", p, err)
 	}
 	writeFile(t, filepath.Join(dir, "admins"), "alice "+keyA+"\n")
-	writeFile(t, filepath.Join(dir, "developers"), "al,alice2 "+keyA+"\nbob cert-authority "+keyB+"\n")
+	writeFile(t, filepath.Join(dir, "developers"), "al,alice2 "+keyA+"\nbob "+keyB+"\n")
 	p, err = LoadPolicy(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Keys() != 1 {
-		t.Errorf("keys = %d, want 1 (a cert-authority does not log in)", p.Keys())
+	if p.Keys() != 2 {
+		t.Errorf("keys = %d, want 2", p.Keys())
 	}
-	signers, _ := ParseSigners([]byte("x " + keyA))
-	id, ok := p.Identify(signers[0].Key)
+	key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(keyA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := p.Identify(key, time.Now())
 	want := Identity{Principal: "alice", Principals: []string{"alice", "al", "alice2"}, Groups: []string{"admins", "developers"}, Fingerprint: id.Fingerprint}
-	if !ok || !reflect.DeepEqual(id, want) || !strings.HasPrefix(id.Fingerprint, "SHA256:") {
-		t.Errorf("Identify = %+v, %v; want %+v", id, ok, want)
+	if err != nil || !reflect.DeepEqual(id, want) || !strings.HasPrefix(id.Fingerprint, "SHA256:") {
+		t.Errorf("Identify = %+v, %v; want %+v", id, err, want)
+	}
+	// A certificate authority does not log in: the policy refuses the
+	// line, so the whole file is refused (see TestLoginAgreesWithPolicy).
+	writeFile(t, filepath.Join(dir, "developers"), "al,alice2 "+keyA+"\nbob cert-authority "+keyB+"\n")
+	if _, err := LoadPolicy(dir); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "developers")+":2: cert-authority is not supported") {
+		t.Errorf("cert-authority line: %v", err)
 	}
 	writeFile(t, filepath.Join(dir, "developers"), "bob\n")
-	if _, err := LoadPolicy(dir); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "developers")+": line 1") {
+	if _, err := LoadPolicy(dir); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "developers")+":1: ") {
 		t.Errorf("bad developers file: %v", err)
 	}
 	writeFile(t, filepath.Join(dir, "developers"), "")

@@ -163,9 +163,25 @@ func List(dataDir string) ([]Repo, error) {
 	return out, nil
 }
 
+// Paths lists the repositories under DATA/git/ as List does, with only
+// Name and Path set: it reads none of them, so it suits callers that look
+// often (the CI runner's timers).
+func Paths(dataDir string) ([]Repo, error) {
+	paths, err := repoPaths(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Repo, len(paths))
+	for i, p := range paths {
+		out[i] = Repo{Name: p.name, Path: p.path}
+	}
+	return out, nil
+}
+
 type repoPath struct{ name, path string }
 
-// repoPaths finds NAME.git and GROUP/NAME.git directories with valid names.
+// repoPaths finds the bare repositories NAME.git and GROUP/NAME.git with
+// valid names: what Resolve accepts.
 func repoPaths(dataDir string) ([]repoPath, error) {
 	root := RepoRoot(dataDir)
 	var out []repoPath
@@ -181,8 +197,8 @@ func repoPaths(dataDir string) ([]repoPath, error) {
 			continue
 		}
 		if n, ok := strings.CutSuffix(e.Name(), ".git"); ok {
-			if ValidName(n) == nil {
-				out = append(out, repoPath{n, filepath.Join(root, e.Name())})
+			if p := filepath.Join(root, e.Name()); ValidName(n) == nil && isBareRepo(p) {
+				out = append(out, repoPath{n, p})
 			}
 			continue
 		}
@@ -195,10 +211,11 @@ func repoPaths(dataDir string) ([]repoPath, error) {
 		}
 		for _, s := range sub {
 			n, ok := strings.CutSuffix(s.Name(), ".git")
-			if !s.IsDir() || !ok || validPart(n) != nil {
+			p := filepath.Join(root, e.Name(), s.Name())
+			if !s.IsDir() || !ok || validPart(n) != nil || !isBareRepo(p) {
 				continue
 			}
-			out = append(out, repoPath{e.Name() + "/" + n, filepath.Join(root, e.Name(), s.Name())})
+			out = append(out, repoPath{e.Name() + "/" + n, p})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
@@ -218,7 +235,8 @@ func describe(git, dataDir, name, path string) Repo {
 
 // Resolve returns the path of the existing bare repository name under
 // DATA/git/, refusing any path that leaves that directory through a symbolic
-// link.
+// link. A repository that does not exist is an error that is
+// fs.ErrNotExist.
 func Resolve(dataDir, name string) (string, error) {
 	if err := ValidName(name); err != nil {
 		return "", err
@@ -227,17 +245,36 @@ func Resolve(dataDir, name string) (string, error) {
 	path := filepath.Join(root, filepath.FromSlash(name)+".git")
 	fi, err := os.Stat(path)
 	if err != nil || !fi.IsDir() {
-		return "", fmt.Errorf("repository %s does not exist: create it with `stack repo create %s`", name, name)
+		return "", noRepoError(name)
 	}
 	if err := insideRoot(root, path); err != nil {
 		return "", fmt.Errorf("repository %s: %w", name, err)
 	}
-	for _, p := range []string{"HEAD", "objects", "refs"} {
-		if _, err := os.Stat(filepath.Join(path, p)); err != nil {
-			return "", fmt.Errorf("repository %s: %s is not a bare git repository", name, path)
-		}
+	if !isBareRepo(path) {
+		return "", fmt.Errorf("repository %s: %s is not a bare git repository", name, path)
 	}
 	return path, nil
+}
+
+// noRepoError is Resolve's error for a repository that does not exist; it
+// is an fs.ErrNotExist.
+type noRepoError string
+
+func (e noRepoError) Error() string {
+	return fmt.Sprintf("repository %s does not exist: create it with `stack repo create %s`", string(e), string(e))
+}
+
+func (noRepoError) Is(target error) bool { return target == fs.ErrNotExist }
+
+// isBareRepo reports whether path looks like a bare git repository: HEAD,
+// objects and refs.
+func isBareRepo(path string) bool {
+	for _, p := range []string{"HEAD", "objects", "refs"} {
+		if _, err := os.Stat(filepath.Join(path, p)); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // insideRoot checks that path, with symbolic links resolved, stays inside

@@ -287,12 +287,19 @@ func (s *Server) serveConn(conn net.Conn) {
 	sessions.Wait()
 }
 
-// authenticate accepts the keys listed in the config directory.
+// authenticate accepts the keys the config directory lets log in now (see
+// logins). A refused key gets the usual publickey refusal and nothing more;
+// why a listed key was refused (expired, not yet valid, limited to other
+// namespaces) is logged here only.
 func (s *Server) authenticate(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
-	id, ok := s.policy.current().Identify(key)
-	if !ok {
+	id, err := s.policy.current().Identify(key, time.Now())
+	if errors.Is(err, errUnknownKey) {
 		s.log.Debug("unknown key", "remote", meta.RemoteAddr().String(), "key", ssh.FingerprintSHA256(key))
-		return nil, errors.New("unknown public key")
+		return nil, err
+	}
+	if err != nil {
+		s.log.Warn("login refused: the key is listed but may not log in now", "remote", meta.RemoteAddr().String(), "key", ssh.FingerprintSHA256(key), "reason", err)
+		return nil, errors.New("key not allowed now")
 	}
 	return &ssh.Permissions{ExtraData: map[any]any{identityKey{}: id}}, nil
 }

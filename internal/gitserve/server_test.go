@@ -404,3 +404,46 @@ func TestCommandRefusedWhileShuttingDown(t *testing.T) {
 		t.Errorf("command during shutdown: %v, stderr %q", err, stderr.String())
 	}
 }
+
+// TestRetiredKeyRefused checks that login honours valid-before and
+// valid-after as the signature policy does: an admin key whose line in
+// config/admins expired, or is not valid yet, does not log in, so it can
+// neither push nor fetch. The client gets the usual publickey refusal; why
+// is in the server's log only.
+func TestRetiredKeyRefused(t *testing.T) {
+	ts := startServer(t, "")
+	work := filepath.Join(ts.dir, "work")
+	ts.git(adminKey, ts.dir, "clone", "-q", ts.url("stack"), work)
+	first := ts.commit(work, "a", "1\n")
+	ts.git(adminKey, work, "push", "-q", "origin", "HEAD:refs/heads/main")
+	ts.commit(work, "a", "2\n")
+	for _, tc := range []struct{ option, reason string }{
+		{`valid-before="20200101Z"`, "admin@example.org's key expired at 2020-01-01T00:00:00Z"},
+		{`valid-after="21000101Z"`, "admin@example.org's key is not valid before 2100-01-01T00:00:00Z"},
+		{`namespaces="git",valid-after="20190101Z",valid-before="20200101Z"`, "admin@example.org's key expired at 2020-01-01T00:00:00Z"},
+	} {
+		writeFile(t, filepath.Join(ts.config, "admins"), "# admins\nadmin@example.org "+tc.option+" "+pubKey(t, adminKey)+"\n")
+		for _, args := range [][]string{{"push", "origin", "HEAD:refs/heads/main"}, {"fetch", "origin"}} {
+			out, err := ts.run(adminKey, work, nil, "git", args...)
+			if err == nil || !strings.Contains(out, "Permission denied (publickey)") {
+				t.Errorf("%s: git %s: err %v:\n%s", tc.option, args[0], err, out)
+			}
+			if strings.Contains(out, "valid") || strings.Contains(out, "expired") || strings.Contains(out, "config/admins") {
+				t.Errorf("%s: git %s: the refusal tells the client why:\n%s", tc.option, args[0], out)
+			}
+		}
+		if got := ts.serverRev("stack", "refs/heads/main"); got != first {
+			t.Fatalf("%s: main moved to %s, want %s", tc.option, got, first)
+		}
+		if log := ts.log.String(); !strings.Contains(log, "login refused") || !strings.Contains(log, "config/admins:2: "+tc.reason) {
+			t.Errorf("%s: refusal not logged with %q:\n%s", tc.option, tc.reason, log)
+		}
+	}
+	// A developer still logs in; so does the admin once its line is valid.
+	ts.git(devKey, ts.dir, "ls-remote", ts.url("stack"))
+	writeFile(t, filepath.Join(ts.config, "admins"), `admin@example.org valid-after="20200101Z",valid-before="21000101Z" `+pubKey(t, adminKey)+"\n")
+	ts.git(adminKey, work, "push", "-q", "origin", "HEAD:refs/heads/main")
+	if got := ts.serverRev("stack", "refs/heads/main"); got == first {
+		t.Error("push by the valid admin key did not move main")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -212,6 +213,14 @@ func (r *repo) notes(ctx context.Context, rev string) (map[string]string, error)
 	return notes, nil
 }
 
+// Git config keys that hold a repository's trust root, outside its
+// history: in a served bare repository (stack repo trust, SetTrustRoot) or
+// in a clone (git config). Only this package reads or writes them.
+const (
+	RootConfig    = "stack.policy.root"
+	RootKeyConfig = "stack.policy.rootKey"
+)
+
 // ConfiguredRoot reads the trust root a clone's own git configuration
 // names (git config stack.policy.root and stack.policy.rootKey). The local
 // configuration is outside the checked history, like a flag. An unset root
@@ -225,7 +234,58 @@ func ConfiguredRoot(ctx context.Context, dir string) (TrustRoot, error) {
 		}
 		return strings.TrimSpace(string(out))
 	}
-	return TrustRoot{Commit: get("stack.policy.root"), Key: get("stack.policy.rootKey")}, nil
+	return TrustRoot{Commit: get(RootConfig), Key: get(RootKeyConfig)}, nil
+}
+
+// SetTrustRoot writes root into the git config of the repository dir,
+// where ConfiguredRoot reads it. root.Commit is a full commit id (the
+// commit need not be in the repository yet) or a revision naming a commit
+// already in it, stored as its full id, never as a moving name. root.Key,
+// if not empty, is the SHA256:... fingerprint of the admin key that must
+// have signed the root; an empty Key removes a pinned one. It returns the
+// root as stored.
+func SetTrustRoot(ctx context.Context, dir string, root TrustRoot) (TrustRoot, error) {
+	id := strings.ToLower(root.Commit)
+	if !isHex(id, 40) && !isHex(id, 64) {
+		var err error
+		if id, err = ResolveCommit(ctx, dir, root.Commit); err != nil {
+			return TrustRoot{}, fmt.Errorf("trust root %q: not a full commit id (40 or 64 hex digits) and no such commit in %s: give the full id of the signed root commit", root.Commit, dir)
+		}
+	}
+	if root.Key != "" {
+		if err := checkFingerprint(root.Key); err != nil {
+			return TrustRoot{}, err
+		}
+	}
+	r := &repo{dir: dir}
+	if _, err := r.git(ctx, "config", RootConfig, id); err != nil {
+		return TrustRoot{}, err
+	}
+	var err error
+	if root.Key == "" {
+		_, err = r.git(ctx, "config", "--unset-all", RootKeyConfig)
+		if ge, ok := err.(*gitcmd.Error); ok && ge.ExitCode() == 5 {
+			err = nil // it was not set
+		}
+	} else {
+		_, err = r.git(ctx, "config", RootKeyConfig, root.Key)
+	}
+	if err != nil {
+		return TrustRoot{}, err
+	}
+	return TrustRoot{Commit: id, Key: root.Key}, nil
+}
+
+// checkFingerprint checks a key fingerprint as ssh-keygen -l prints it.
+func checkFingerprint(fp string) error {
+	b64, ok := strings.CutPrefix(fp, "SHA256:")
+	if !ok {
+		return fmt.Errorf("trust key %q: want a SHA256:... fingerprint, as `ssh-keygen -l -f KEY.pub` prints it", fp)
+	}
+	if raw, err := base64.RawStdEncoding.DecodeString(b64); err != nil || len(raw) != 32 {
+		return fmt.Errorf("trust key %q: not a SHA256 fingerprint (43 base64 characters after SHA256:), as `ssh-keygen -l -f KEY.pub` prints it", fp)
+	}
+	return nil
 }
 
 // ResolveCommit returns the full id of the commit rev names.

@@ -3,9 +3,12 @@ package policy
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -36,12 +39,23 @@ type Signers struct {
 	List []*Signer
 }
 
+// MaxSignersSize bounds an allowed_signers file: a bigger one is refused.
+const MaxSignersSize = 1 << 20
+
 // ParseSigners parses data in git's allowed_signers format (one signer a
 // line: principals, optional options, key type, base64 key, comment).
 // Blank lines and lines starting with # are skipped. Any line that ssh-keygen
 // would refuse is an error here too, so a file is either wholly understood or
 // refused: name is used in errors.
+//
+// This is the only reader of config/admins and config/developers: the
+// signature policy judges signers by it and the git server (gitserve) lets
+// keys log in by it, so who may sign and who may log in never differ by
+// how a line is read.
 func ParseSigners(name string, data []byte) (*Signers, error) {
+	if len(data) > MaxSignersSize {
+		return nil, fmt.Errorf("%s: file is %d bytes, more than the %d allowed: remove old keys", name, len(data), MaxSignersSize)
+	}
 	out := &Signers{}
 	for i, line := range strings.Split(string(data), "\n") {
 		n := i + 1
@@ -73,6 +87,9 @@ func parseSignerLine(line string) (*Signer, error) {
 		if p == "" {
 			return nil, fmt.Errorf("empty principal in %q", principals)
 		}
+		if err := ValidPrincipal(p); err != nil {
+			return nil, err
+		}
 		s.Principals = append(s.Principals, p)
 	}
 	typ, _, _ := strings.Cut(rest, " ")
@@ -96,6 +113,27 @@ func parseSignerLine(line string) (*Signer, error) {
 	}
 	s.Key = key
 	return s, nil
+}
+
+// ValidPrincipal checks one principal name of an allowed_signers line: not
+// empty, at most 256 bytes of UTF-8, without quotes, commas or control
+// characters (which would garble the logs and reports that name it). Spaces
+// are allowed: a principal holding one is written in quotes.
+func ValidPrincipal(p string) error {
+	switch {
+	case p == "":
+		return errors.New("empty principal name")
+	case len(p) > 256:
+		return fmt.Errorf("principal %.20q... is longer than 256 bytes", p)
+	case !utf8.ValidString(p):
+		return fmt.Errorf("principal %q is not valid UTF-8", p)
+	}
+	for _, r := range p {
+		if r == '"' || r == ',' || unicode.IsControl(r) {
+			return fmt.Errorf("principal %q has a quote, comma or control character", p)
+		}
+	}
+	return nil
 }
 
 // nextToken returns the first whitespace-delimited token of s (which may be

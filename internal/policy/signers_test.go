@@ -84,6 +84,10 @@ func TestParseSignersErrors(t *testing.T) {
 		{`alice,,bob ` + edKey, "empty principal"},
 		{"alice ssh-ed25519-cert-v01@openssh.com AAAA", "certificate keys"},
 		{"alice ssh-dss AAAA", "DSA"},
+		{"al\x01ice " + edKey, "control character"},
+		{"\"al\tice\" " + edKey, "control character"},
+		{"al\xffice " + edKey, "not valid UTF-8"},
+		{strings.Repeat("a", 257) + " " + edKey, "longer than 256 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
@@ -92,6 +96,13 @@ func TestParseSignersErrors(t *testing.T) {
 				t.Errorf("%q: got %v, want config/admins:2: ...%s", tt.in, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestParseSignersTooBig(t *testing.T) {
+	data := []byte(strings.Repeat("# padding\n", MaxSignersSize/10+1))
+	if _, err := ParseSigners("config/admins", data); err == nil || !strings.HasPrefix(err.Error(), "config/admins: file is ") {
+		t.Errorf("%d-byte file: %v", len(data), err)
 	}
 }
 

@@ -190,18 +190,3 @@ func TestTrustRootErrors(t *testing.T) {
 		t.Errorf("show: %v\n%s", err, out)
 	}
 }
-
-func FuzzCheckFingerprint(f *testing.F) {
-	for _, s := range []string{"SHA256:" + strings.Repeat("A", 43), "SHA256:", "MD5:aa", "", "SHA256:" + strings.Repeat("/", 44)} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		err := checkFingerprint(s)
-		if err == nil && (!strings.HasPrefix(s, "SHA256:") || len(s) != 7+43) {
-			t.Errorf("accepted %q", s)
-		}
-		if err != nil && strings.Contains(err.Error(), "\n") {
-			t.Errorf("multi-line error for %q", s)
-		}
-	})
-}

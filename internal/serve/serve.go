@@ -216,7 +216,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	runner := s.cfg.CI
 	runner.DataDir = s.cfg.DataDir
-	runner.Repos = ci.ReposIn(gitserve.RepoRoot(s.cfg.DataDir))
+	runner.Repos = ci.ServedRepos(s.cfg.DataDir)
 	runner.Logger = s.log.With("part", "ci")
 	runner.Env = append(slices.Clip(runner.Env), "STACK_REGISTRY="+s.RegistryAddr(), "STACK_DATA="+s.cfg.DataDir)
 	if runner.PATH == "" {
