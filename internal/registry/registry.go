@@ -1,9 +1,10 @@
 // Package registry owns the self-hosted OCI registry: the CNCF distribution
 // registry embedded in-process with filesystem storage under one data
 // directory, the rule that only a loopback registry may accept pushes
-// without credentials, pushing images from the local OCI image layout to a
-// registry (Push), and the k3s/containerd mirror configuration that points
-// clusters at it (WriteMirrors, WriteHosts).
+// without credentials, pushing images to a registry (Push, PushAll: images
+// are values, read and checked by their owner such as image.Layout; this
+// package reads no image layout), and the k3s/containerd mirror
+// configuration that points clusters at it (WriteMirrors, WriteHosts).
 package registry
 
 import (
