@@ -70,10 +70,11 @@ type Config struct {
 
 // A Registry is an OCI distribution registry served from a data directory.
 type Registry struct {
-	cfg Config
-	log *slog.Logger
-	app *handlers.App
-	id  string
+	cfg     Config
+	log     *slog.Logger
+	app     *handlers.App
+	handler http.Handler
+	id      string
 
 	mu      sync.Mutex
 	addr    string
@@ -136,6 +137,7 @@ func New(cfg Config) (*Registry, error) {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	r.app = app
+	r.handler = http.HandlerFunc(r.guard)
 	return r, nil
 }
 
@@ -157,6 +159,11 @@ func (r *Registry) configuration(secret string) *configuration.Configuration {
 		// The filesystem driver cannot redirect; say so rather than probe.
 		"redirect": configuration.Parameters{"disable": true},
 		"cache":    configuration.Parameters{"blobdescriptor": "inmemory"},
+	}
+	// Manifests are checked before distribution verifies and stores them
+	// (check.go).
+	c.Middleware = map[string][]configuration.Middleware{
+		"repository": {{Name: manifestCheck}},
 	}
 	if r.cfg.HtpasswdFile != "" {
 		c.Auth = configuration.Auth{"htpasswd": configuration.Parameters{
@@ -187,7 +194,7 @@ func (r *Registry) baseContext() context.Context {
 
 // Handler returns the registry's HTTP handler, for callers that serve it
 // themselves. The loopback rule is then theirs to keep.
-func (r *Registry) Handler() http.Handler { return r.app }
+func (r *Registry) Handler() http.Handler { return r.handler }
 
 // Addr returns the address the registry listens on: the listener's once
 // Serve has been called, the configured one before.
@@ -238,7 +245,7 @@ func (r *Registry) Serve(ctx context.Context, ln net.Listener) error {
 
 	base := r.baseContext()
 	srv := &http.Server{
-		Handler:           r.app,
+		Handler:           r.handler,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return base },
