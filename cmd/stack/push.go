@@ -3,11 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/hashbang/stack/internal/image"
 	"github.com/hashbang/stack/internal/registry"
 	"github.com/hashbang/stack/internal/ui"
 )
@@ -41,35 +41,19 @@ credentials come from the container tools' login configuration (docker login).`,
 				if err != nil {
 					return err
 				}
-				dir = filepath.Join(ws.Cache, "oci")
+				dir = image.CacheLayout(ws.Cache)
 			}
-			names := dedupe(args)
-			if len(names) == 0 {
-				if names, err = registry.Images(dir); err != nil {
-					return err
-				}
-				if len(names) == 0 {
-					return fmt.Errorf("no named images in %s: build the images first", dir)
-				}
-			}
-			p := progress(cmd)
-			var pushed []registry.Pushed
-			for _, name := range names {
-				step := p.Start("push %s", name)
-				res, err := registry.Push(cmd.Context(), dir, name, target, registry.PushOptions{
-					Tag:      tag,
-					Progress: step.Bytes,
-				})
-				if err := step.Done(err); err != nil {
-					if errors.Is(err, syscall.ECONNREFUSED) {
-						return fmt.Errorf("%w: is `stack serve` running and listening on %s?", err, target)
-					}
-					return err
-				}
-				pushed = append(pushed, res)
-				if format == ui.Text {
+			pushed, err := registry.PushAll(cmd.Context(), image.Layout{Dir: dir}, args, target, registry.PushOptions{Tag: tag}, progress(cmd))
+			if format == ui.Text {
+				for _, res := range pushed {
 					fmt.Fprintln(stdout(cmd), res.Ref)
 				}
+			}
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				return fmt.Errorf("%w: is `stack serve` running and listening on %s?", err, target)
+			}
+			if err != nil {
+				return err
 			}
 			if format == ui.JSON {
 				return ui.WriteJSON(stdout(cmd), pushed)
@@ -81,17 +65,4 @@ credentials come from the container tools' login configuration (docker login).`,
 	cmd.Flags().StringVar(&tag, "tag", registry.DefaultTag, "tag to give each pushed image")
 	cmd.Flags().StringVar(&dir, "layout", "", "OCI image layout to push from (default CACHE/oci)")
 	return cmd
-}
-
-// dedupe returns names without repeats, in their first order.
-func dedupe(names []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, n := range names {
-		if !seen[n] {
-			seen[n] = true
-			out = append(out, n)
-		}
-	}
-	return out
 }

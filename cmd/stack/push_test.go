@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
+	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/hashbang/stack/internal/image"
 	"github.com/hashbang/stack/internal/registry"
 )
 
@@ -120,5 +123,51 @@ func TestPushRegistryDown(t *testing.T) {
 	_, _, err = run(t, "-C", repoRoot(t), "--cache", cache, "push", "--registry", down, "health")
 	if err == nil || !strings.Contains(err.Error(), "stack serve") {
 		t.Errorf("push to a registry that is not running: %v", err)
+	}
+}
+
+// TestPushRefusesTamperedLayout changes a layer of one image of the layout
+// after it was written: push refuses it, naming the image and the blob,
+// and pushes nothing, not even the intact image named before it.
+func TestPushRefusesTamperedLayout(t *testing.T) {
+	addr, cache, _ := pushFixture(t)
+	l := image.Layout{Dir: image.CacheLayout(cache)}
+	img, err := l.Image("pause")
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := layers[0].Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := filepath.Join(l.Dir, "blobs", d.Algorithm, d.Hex)
+	b, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff // same size, other content
+	if err := os.WriteFile(blob, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	_, _, err = run(t, "-C", repoRoot(t), "--cache", cache, "push", "--registry", addr, "health", "pause")
+	if err == nil || !strings.Contains(err.Error(), "image pause: layer blob "+d.String()+" is corrupt") {
+		t.Fatalf("push of a tampered layout: %v, want it refused naming the image and the blob", err)
+	}
+	resp, err := http.Get("http://" + addr + "/v2/_catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var catalog struct{ Repositories []string }
+	if err := json.NewDecoder(resp.Body).Decode(&catalog); err != nil {
+		t.Fatal(err)
+	}
+	if len(catalog.Repositories) != 0 {
+		t.Errorf("the registry holds %v after a refused push, want nothing", catalog.Repositories)
 	}
 }

@@ -214,10 +214,9 @@ func (e *Env) images(ctx context.Context, bins *build.Cache, names []string) (ma
 		return nil, err
 	}
 	refs := map[string]string{}
-	layout := image.CacheLayout(e.WS.Cache)
 	for _, r := range built {
 		step := e.Progress.Start("push %s", r.Name)
-		pushed, err := registry.Push(ctx, layout, r.Name, e.RegistryAddr, registry.PushOptions{})
+		pushed, err := registry.Push(ctx, r.Image, e.RegistryAddr, r.Name, registry.PushOptions{})
 		if err = step.Done(err); err != nil {
 			return nil, fmt.Errorf("push %s to %s: %w", r.Name, e.RegistryAddr, err)
 		}

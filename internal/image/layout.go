@@ -52,6 +52,9 @@ func (l Layout) Put(name string, img v1.Image) (v1.Hash, error) {
 	if err != nil {
 		return v1.Hash{}, err
 	}
+	if err := l.dropCorrupt(img); err != nil {
+		return v1.Hash{}, fmt.Errorf("write %s to %s: %w", name, l.Dir, err)
+	}
 	if err := p.WriteImage(img); err != nil {
 		return v1.Hash{}, fmt.Errorf("write %s to %s: %w", name, l.Dir, err)
 	}
@@ -86,6 +89,34 @@ func (l Layout) Put(name string, img v1.Image) (v1.Hash, error) {
 		return v1.Hash{}, fmt.Errorf("write %s index: %w", l.Dir, err)
 	}
 	return desc.Digest, nil
+}
+
+// dropCorrupt removes the blobs of img that the layout holds with other
+// content than their digest says: writing an image skips the blobs a layout
+// has, so a blob changed on disk would otherwise stay changed.
+func (l Layout) dropCorrupt(img v1.Image) error {
+	raw, err := img.RawManifest()
+	if err != nil {
+		return err
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return err
+	}
+	descs := append([]v1.Descriptor{{Digest: sha256Hash(raw), Size: int64(len(raw))}, m.Config}, m.Layers...)
+	for _, d := range descs {
+		file := filepath.Join(l.Dir, "blobs", d.Digest.Algorithm, d.Digest.Hex)
+		if _, err := os.Stat(file); err != nil {
+			continue
+		}
+		var ce *corruptError
+		if err := checkBlob(dirStore(l.Dir), d); errors.As(err, &ce) {
+			if err := os.Remove(file); err != nil {
+				return fmt.Errorf("remove corrupt blob: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // init makes the layout directory if it does not exist.
@@ -160,28 +191,46 @@ func (l Layout) index() (*v1.IndexManifest, error) {
 	return idx, nil
 }
 
-// Names lists the names of the layout's images, sorted.
+// Names lists the names of the layout's images, sorted. It reads only the
+// index.
 func (l Layout) Names() ([]string, error) {
-	s := dirStore(l.Dir)
-	imgs, err := openStore(s, l.Dir)
+	entries, err := listStore(dirStore(l.Dir), l.Dir)
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	for _, n := range imgs {
-		names = append(names, n.Name)
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.name
 	}
+	sort.Strings(names)
 	return names, nil
 }
 
-// Image returns the image called name.
+// Image returns the image called name. Its manifest is checked against the
+// index, and its config and every layer against the manifest (digest and
+// size) before Image returns, so an image whose blobs changed after they
+// were written is refused with an error naming the image and the blob.
+// Layers are checked again as they are read.
 func (l Layout) Image(name string) (v1.Image, error) {
-	imgs, err := openStore(dirStore(l.Dir), l.Dir)
+	s := dirStore(l.Dir)
+	entries, err := listStore(s, l.Dir)
 	if err != nil {
 		return nil, err
 	}
-	return pick(imgs, name, l.Dir)
+	for _, e := range entries {
+		if e.name == name {
+			return openEntry(s, l.Dir, e)
+		}
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.name
+	}
+	return nil, noImage(name, l.Dir, names)
 }
+
+// String returns the layout's directory.
+func (l Layout) String() string { return l.Dir }
 
 // WriteTarball writes img as an OCI layout tarball (what `skopeo inspect
 // oci-archive:FILE` reads) holding one image named name. The tar is
@@ -396,10 +445,17 @@ func pick(imgs []Named, name, where string) (v1.Image, error) {
 		}
 		names = append(names, n.Name)
 	}
+	return nil, noImage(name, where, names)
+}
+
+// noImage is the error for a name that is not among names, the images at
+// where.
+func noImage(name, where string, names []string) error {
 	if len(names) == 0 {
-		return nil, fmt.Errorf("no image %s in %s: it holds no images", name, where)
+		return fmt.Errorf("no image %s in %s: it holds no images", name, where)
 	}
-	return nil, fmt.Errorf("no image %s in %s (it holds %s)", name, where, strings.Join(names, ", "))
+	sort.Strings(names)
+	return fmt.Errorf("no image %s in %s (it holds %s)", name, where, strings.Join(names, ", "))
 }
 
 // store gives the blobs of a layout, directory or tarball.
@@ -492,9 +548,18 @@ func parseArchive(r io.Reader) (memStore, error) {
 	return m, nil
 }
 
-// openStore lists the named images of a layout's index.json.
-func openStore(s store, where string) ([]Named, error) {
+// indexEntry is an image named in a layout's index.
+type indexEntry struct {
+	name string
+	desc v1.Descriptor
+}
+
+// listStore reads a layout's index.json: its images and their names.
+func listStore(s store, where string) ([]indexEntry, error) {
 	raw, err := s.index()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no OCI image layout at %s (no index.json): build the images first", where)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
@@ -502,8 +567,8 @@ func openStore(s store, where string) ([]Named, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: index.json: %w", where, err)
 	}
-	var out []Named
-	seen := map[string]bool{}
+	var out []indexEntry
+	count := map[string]int{}
 	for i, d := range idx.Manifests {
 		if !d.MediaType.IsImage() {
 			return nil, fmt.Errorf("%s: index entry %d is a %s, not an image manifest", where, i, d.MediaType)
@@ -512,36 +577,84 @@ func openStore(s store, where string) ([]Named, error) {
 		if name == "" {
 			name = d.Digest.String()
 		}
-		if seen[name] {
-			return nil, fmt.Errorf("%s: two images named %s", where, name)
+		if count[name]++; count[name] == 1 {
+			out = append(out, indexEntry{name: name, desc: d})
 		}
-		seen[name] = true
-		img, err := openImage(s, d)
-		if err != nil {
-			return nil, fmt.Errorf("%s: image %s: %w", where, name, err)
+	}
+	for _, e := range out {
+		if n := count[e.name]; n > 1 {
+			return nil, fmt.Errorf("%s: image %q appears %d times: rebuild it so the layout names it once", where, e.name, n)
 		}
-		out = append(out, Named{Name: name, Image: img})
 	}
 	return out, nil
 }
 
-// openImage reads an image's manifest and config, checking their digests;
-// layers are checked as they are read.
-func openImage(s store, d v1.Descriptor) (v1.Image, error) {
-	rawManifest, err := readBlob(s, d.Digest, 8<<20)
+// openStore opens every image of a layout, checked as Layout.Image checks
+// one.
+func openStore(s store, where string) ([]Named, error) {
+	entries, err := listStore(s, where)
 	if err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
+		return nil, err
+	}
+	out := make([]Named, 0, len(entries))
+	for _, e := range entries {
+		img, err := openEntry(s, where, e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Named{Name: e.name, Image: img})
+	}
+	return out, nil
+}
+
+// openEntry opens one image of a layout, naming it and the layout in its
+// errors.
+func openEntry(s store, where string, e indexEntry) (v1.Image, error) {
+	img, err := openImage(s, e.desc)
+	var ce *corruptError
+	switch {
+	case errors.As(err, &ce):
+		return nil, fmt.Errorf("%s: image %s: %w: the layout changed after it was written; rebuild the image", where, e.name, err)
+	case err != nil:
+		return nil, fmt.Errorf("%s: image %s: %w", where, e.name, err)
+	}
+	return img, nil
+}
+
+// maxMetadata bounds the size of a manifest or config blob.
+const maxMetadata = 8 << 20
+
+// openImage reads an image's manifest (checked against d, its index
+// entry) and config, and checks every layer's content against its
+// descriptor. Layers are checked again as they are read.
+func openImage(s store, d v1.Descriptor) (v1.Image, error) {
+	rawManifest, err := readBlob(s, d, maxMetadata)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %w", err)
 	}
 	m, err := v1.ParseManifest(bytes.NewReader(rawManifest))
 	if err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
+		return nil, fmt.Errorf("manifest %s: %w", d.Digest, err)
 	}
-	rawConfig, err := readBlob(s, m.Config.Digest, 8<<20)
+	if m.MediaType != "" && d.MediaType != "" && m.MediaType != d.MediaType {
+		return nil, fmt.Errorf("manifest %s is a %s but the index says %s", d.Digest, m.MediaType, d.MediaType)
+	}
+	rawConfig, err := readBlob(s, m.Config, maxMetadata)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config %w", err)
 	}
 	if _, err := v1.ParseConfigFile(bytes.NewReader(rawConfig)); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
+	}
+	checked := map[v1.Hash]bool{}
+	for _, l := range m.Layers {
+		if checked[l.Digest] {
+			continue
+		}
+		if err := checkBlob(s, l); err != nil {
+			return nil, fmt.Errorf("layer %w", err)
+		}
+		checked[l.Digest] = true
 	}
 	mt := m.MediaType
 	if mt == "" {
@@ -550,20 +663,34 @@ func openImage(s store, d v1.Descriptor) (v1.Image, error) {
 	return partial.CompressedToImage(&storedImage{s: s, manifest: m, rawManifest: rawManifest, rawConfig: rawConfig, mediaType: mt})
 }
 
-func readBlob(s store, h v1.Hash, max int64) ([]byte, error) {
-	rc, err := s.open(h)
+// readBlob reads the blob d describes, of at most max bytes, checking its
+// size and digest. Its errors start with the blob's digest.
+func readBlob(s store, d v1.Descriptor, max int64) ([]byte, error) {
+	if d.Size < 0 || d.Size > max {
+		return nil, fmt.Errorf("%s: size %d is not between 0 and %d bytes", d.Digest, d.Size, max)
+	}
+	rc, err := s.open(d.Digest)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", d.Digest, err)
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(verified(rc, h), max+1))
+	b, err := io.ReadAll(verified(rc, d))
 	if err != nil {
 		return nil, err
 	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("blob %s larger than %d bytes", h, max)
-	}
 	return b, nil
+}
+
+// checkBlob reads the whole blob d describes, checking its size and
+// digest. Its errors start with the blob's digest.
+func checkBlob(s store, d v1.Descriptor) error {
+	rc, err := s.open(d.Digest)
+	if err != nil {
+		return fmt.Errorf("%s: %w", d.Digest, err)
+	}
+	defer rc.Close()
+	_, err = io.Copy(io.Discard, verified(rc, d))
+	return err
 }
 
 type storedImage struct {
@@ -607,27 +734,49 @@ func (l *storedLayer) Compressed() (io.ReadCloser, error) {
 	return struct {
 		io.Reader
 		io.Closer
-	}{verified(rc, l.desc.Digest), rc}, nil
+	}{verified(rc, l.desc), rc}, nil
 }
 
-// verified returns a reader of r that fails at the end if the content does
-// not hash to h.
-func verified(r io.Reader, h v1.Hash) io.Reader {
-	return &verifier{r: r, want: h, h: sha256.New()}
+// corruptError says a blob's content does not match its descriptor.
+type corruptError struct {
+	digest v1.Hash
+	reason string
+}
+
+func (e *corruptError) Error() string {
+	return "blob " + e.digest.String() + " is corrupt: " + e.reason
+}
+
+// verified returns a reader of r, the content of the blob d describes,
+// that fails as soon as r holds more than d.Size bytes, and at the end if
+// it holds fewer or does not hash to d.Digest.
+func verified(r io.Reader, d v1.Descriptor) io.Reader {
+	return &verifier{r: r, want: d, h: sha256.New()}
 }
 
 type verifier struct {
 	r    io.Reader
-	want v1.Hash
+	want v1.Descriptor
+	n    int64
 	h    hash.Hash
 }
 
 func (v *verifier) Read(p []byte) (int, error) {
+	if v.want.Digest.Algorithm != "sha256" {
+		return 0, fmt.Errorf("blob %s: unsupported digest algorithm %q", v.want.Digest, v.want.Digest.Algorithm)
+	}
 	n, err := v.r.Read(p)
 	v.h.Write(p[:n])
+	v.n += int64(n)
+	if v.n > v.want.Size {
+		return n, &corruptError{v.want.Digest, fmt.Sprintf("it holds more than the %d bytes its descriptor says", v.want.Size)}
+	}
 	if errors.Is(err, io.EOF) {
-		if got := hex.EncodeToString(v.h.Sum(nil)); v.want.Algorithm != "sha256" || got != v.want.Hex {
-			return n, fmt.Errorf("blob %s is corrupt: its content hashes to sha256:%s", v.want, got)
+		if v.n != v.want.Size {
+			return n, &corruptError{v.want.Digest, fmt.Sprintf("it holds %d bytes, its descriptor says %d", v.n, v.want.Size)}
+		}
+		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.want.Digest.Hex {
+			return n, &corruptError{v.want.Digest, "its content hashes to sha256:" + got}
 		}
 	}
 	return n, err

@@ -163,6 +163,10 @@ func TestOpenDetectsCorruptBlob(t *testing.T) {
 	if _, err := l.Put("x", img); err != nil {
 		t.Fatal(err)
 	}
+	got, err := Open(dir, dir+":x")
+	if err != nil {
+		t.Fatal(err)
+	}
 	layers, _ := img.Layers()
 	d, _ := layers[0].Digest()
 	blob := filepath.Join(dir, "blobs", "sha256", d.Hex)
@@ -180,14 +184,126 @@ func TestOpenDetectsCorruptBlob(t *testing.T) {
 	bad := buf.Bytes()
 	os.Chmod(blob, 0o644)
 	os.WriteFile(blob, bad, 0o644)
-	got, err := Open(dir, dir+":x")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// An image opened before its blob changed checks the layer as it reads.
 	if _, err := Audit(got); err == nil || !strings.Contains(err.Error(), "corrupt") {
 		t.Errorf("Audit of a corrupt layer: %v", err)
 	}
+	// Opened after, it is refused.
+	if _, err := Open(dir, dir+":x"); err == nil || !strings.Contains(err.Error(), "image x: layer blob "+d.String()+" is corrupt") {
+		t.Errorf("Open of a layout with a corrupt layer: %v", err)
+	}
 }
+
+// TestLayoutRefusesTamperedBlobs changes each kind of blob of a written
+// layout, or the index entry that points at the manifest, and checks that
+// the image is refused with an error naming it and the blob, that the
+// index can still be listed, and that writing the image again repairs it.
+func TestLayoutRefusesTamperedBlobs(t *testing.T) {
+	img := healthImage(t)
+	manifest, _ := img.Digest()
+	config, _ := img.ConfigName()
+	layers, _ := img.Layers()
+	layer, _ := layers[1].Digest()
+	flip := func(b []byte) []byte { b[len(b)/2] ^= 1; return b }
+	for _, tc := range []struct {
+		name   string
+		blob   v1.Hash
+		change func([]byte) []byte
+		want   string
+	}{
+		{"layer byte flipped", layer, flip, "layer blob " + layer.String() + " is corrupt: its content hashes to sha256:"},
+		{"layer grown", layer, func(b []byte) []byte { return append(b, 0) }, "layer blob " + layer.String() + " is corrupt: it holds more than"},
+		{"layer truncated", layer, func(b []byte) []byte { return b[:len(b)-1] }, "layer blob " + layer.String() + " is corrupt: it holds"},
+		{"layer emptied", layer, func([]byte) []byte { return nil }, "layer blob " + layer.String() + " is corrupt: it holds 0 bytes"},
+		{"config byte flipped", config, flip, "config blob " + config.String() + " is corrupt"},
+		{"manifest byte flipped", manifest, flip, "manifest blob " + manifest.String() + " is corrupt"},
+		{"layer removed", layer, nil, "layer " + layer.String() + ": open"},
+		{"index size", v1.Hash{}, nil, "manifest blob " + manifest.String() + " is corrupt: it holds more than"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "oci")
+			l := Layout{Dir: dir}
+			if _, err := l.Put("health", img); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Put("tiny", tinyImage(t, "t")); err != nil {
+				t.Fatal(err)
+			}
+			if tc.blob == (v1.Hash{}) {
+				index := filepath.Join(dir, "index.json")
+				raw, _ := os.ReadFile(index)
+				var idx v1.IndexManifest
+				json.Unmarshal(raw, &idx)
+				idx.Manifests[0].Size--
+				raw, _ = json.Marshal(idx)
+				os.WriteFile(index, raw, 0o644)
+			} else {
+				file := filepath.Join(dir, "blobs", tc.blob.Algorithm, tc.blob.Hex)
+				if tc.change == nil {
+					os.Remove(file)
+				} else {
+					b, err := os.ReadFile(file)
+					if err != nil {
+						t.Fatal(err)
+					}
+					os.WriteFile(file, tc.change(b), 0o644)
+				}
+			}
+			_, err := l.Image("health")
+			if err == nil || !strings.Contains(err.Error(), dir+": image health: "+tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("Image of a layout with a %s: %v, want it to say %q", tc.name, err, tc.want)
+			}
+			if _, err := OpenAll(dir, dir); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("OpenAll of a layout with a %s: %v", tc.name, err)
+			}
+			if _, err := l.Image("tiny"); err != nil {
+				t.Errorf("the other image of the layout: %v", err)
+			}
+			if names, err := l.Names(); err != nil || strings.Join(names, ",") != "health,tiny" {
+				t.Errorf("Names = %v, %v", names, err)
+			}
+			if _, err := l.Put("health", img); err != nil {
+				t.Fatal(err)
+			}
+			got, err := l.Image("health")
+			if err != nil {
+				t.Fatalf("Image after writing the image again: %v", err)
+			}
+			if err := validate.Image(got); err != nil {
+				t.Errorf("image after writing it again: %v", err)
+			}
+		})
+	}
+}
+
+func TestLayoutErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := (Layout{Dir: dir}).Names(); err == nil || !strings.Contains(err.Error(), "no OCI image layout at "+dir) {
+		t.Errorf("Names of a directory without a layout: %v", err)
+	}
+	l := Layout{Dir: filepath.Join(dir, "oci")}
+	if _, err := l.Put("a", tinyImage(t, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Image("b"); err == nil || !strings.Contains(err.Error(), "no image b in "+l.Dir+" (it holds a)") {
+		t.Errorf("Image of an unknown name: %v", err)
+	}
+	// Two index entries of one name are ambiguous.
+	index := filepath.Join(l.Dir, "index.json")
+	raw, _ := os.ReadFile(index)
+	var idx v1.IndexManifest
+	json.Unmarshal(raw, &idx)
+	idx.Manifests = append(idx.Manifests, idx.Manifests[0])
+	raw, _ = json.Marshal(idx)
+	os.WriteFile(index, raw, 0o644)
+	for _, err := range []error{second(l.Names()), second(l.Image("a"))} {
+		if err == nil || !strings.Contains(err.Error(), `image "a" appears 2 times`) {
+			t.Errorf("a name appearing twice: %v", err)
+		}
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
 
 func TestParseArchiveErrors(t *testing.T) {
 	mk := func(files map[string]string) []byte {

@@ -28,9 +28,10 @@ const conformanceVersion = "v0.0.0-20260831232431-97274622c111"
 //     /v2/NAME/referrers/DIGEST is a plain-text 404). Manifests with a
 //     subject are stored and served fine: those data tests stay on.
 //   - OCI_DATA_NONDISTRIBUTABLE: manifests referencing foreign layers by URL
-//     are refused (distribution's validation allows no layer URLs, and
-//     answers 500), as they should be for a stack that builds every layer
-//     itself; the data type is deprecated in image-spec 1.1.
+//     are refused with 400 MANIFEST_INVALID (distribution's validation
+//     allows no layer URLs; check.go answers them before distribution's
+//     500), as they should be for a stack that builds every layer itself;
+//     the data type is deprecated in image-spec 1.1.
 var conformanceEnv = []string{
 	"OCI_TLS=disabled",
 	"OCI_VERSION=1.1",

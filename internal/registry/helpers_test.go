@@ -11,11 +11,9 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
@@ -99,22 +97,6 @@ func ociImage(tb testing.TB, sizes ...int64) v1.Image {
 		}
 	}
 	return img
-}
-
-// writeLayout writes an OCI image layout at dir holding the images,
-// each named by its key through the ref.name annotation.
-func writeLayout(tb testing.TB, dir string, images map[string]v1.Image) layout.Path {
-	tb.Helper()
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for name, img := range images {
-		if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{ocispec.AnnotationRefName: name})); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	return p
 }
 
 func digestOf(tb testing.TB, d interface{ Digest() (v1.Hash, error) }) string {

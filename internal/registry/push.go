@@ -4,19 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/hashbang/stack/internal/ui"
 )
 
 // DefaultTag is the tag Push gives an image unless told otherwise.
@@ -52,37 +49,119 @@ type Pushed struct {
 	Tag string `json:"tag"`
 }
 
-// Images returns the names of the images in the OCI image layout at dir,
-// sorted: the org.opencontainers.image.ref.name annotations of its index.
-func Images(dir string) ([]string, error) {
-	p, err := openLayout(dir)
-	if err != nil {
-		return nil, err
-	}
-	im, err := indexManifest(p)
-	if err != nil {
-		return nil, err
-	}
-	seen := map[string]bool{}
-	var names []string
-	for _, d := range im.Manifests {
-		if n := d.Annotations[ocispec.AnnotationRefName]; n != "" && !seen[n] {
-			seen[n] = true
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
-	return names, nil
+// Source holds named images, such as image.Layout. Image is expected to
+// check what it reads and to refuse an image whose blobs do not match
+// their digests.
+type Source interface {
+	// Names lists the images' names.
+	Names() ([]string, error)
+	// Image returns the image called name.
+	Image(name string) (v1.Image, error)
 }
 
-// Push pushes the image called imageName in the OCI image layout at
-// layoutDir (the index entry whose org.opencontainers.image.ref.name
-// annotation is imageName; an image or an image index) to the repository
-// target/imageName, e.g. 127.0.0.1:5000/health, under opts.Tag. The image
-// is then reachable by that tag and by its digest, which Push returns with
-// the reference by digest. Plain http is used, and only allowed, for
-// loopback registries.
-func Push(ctx context.Context, layoutDir, imageName, target string, opts PushOptions) (Pushed, error) {
+// PushAll pushes the images of src called names (every image of src when
+// names is empty; repeats are pushed once) to target/NAME, as Push does
+// one, each as a step of p. It reads every image before it pushes any, so
+// an unknown name or an image src refuses pushes nothing. It returns what
+// it pushed, also when it fails part way. opts.Progress is replaced by the
+// steps' progress.
+func PushAll(ctx context.Context, src Source, names []string, target string, opts PushOptions, p *ui.Progress) ([]Pushed, error) {
+	have, err := src.Names()
+	if err != nil {
+		return nil, err
+	}
+	names = dedupe(names)
+	if len(names) == 0 {
+		if len(have) == 0 {
+			return nil, fmt.Errorf("no named images in %s: build the images first", where(src))
+		}
+		names = have
+	}
+	for _, n := range names {
+		if !slices.Contains(have, n) {
+			return nil, missingImage(n, src, have)
+		}
+	}
+	imgs := make([]v1.Image, len(names))
+	for i, n := range names {
+		step := p.Start("read %s", n)
+		imgs[i], err = src.Image(n)
+		if err := step.Done(err); err != nil {
+			return nil, fmt.Errorf("push %s: %w", n, err)
+		}
+	}
+	var pushed []Pushed
+	for i, n := range names {
+		step := p.Start("push %s", n)
+		opts.Progress = step.Bytes
+		res, err := Push(ctx, imgs[i], target, n, opts)
+		if err := step.Done(err); err != nil {
+			return pushed, err
+		}
+		pushed = append(pushed, res)
+	}
+	return pushed, nil
+}
+
+// where names a source in messages: its String method, if it has one.
+func where(src Source) string {
+	if s, ok := src.(fmt.Stringer); ok {
+		return s.String()
+	}
+	return "the image source"
+}
+
+func missingImage(name string, src Source, have []string) error {
+	if len(have) == 0 {
+		return fmt.Errorf("no image %q in %s: it has no named images; build the images first", name, where(src))
+	}
+	sorted := slices.Sorted(slices.Values(have))
+	return fmt.Errorf("no image %q in %s: it has %s", name, where(src), strings.Join(sorted, ", "))
+}
+
+// dedupe returns names without repeats, in their first order.
+func dedupe(names []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range names {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Push pushes img to the repository target/imageName, e.g.
+// 127.0.0.1:5000/health, under opts.Tag. The image is then reachable by
+// that tag and by its digest, which Push returns with the reference by
+// digest. Plain http is used, and only allowed, for loopback registries.
+// Push reads img as it uploads it: an image read from disk should be
+// checked by its reader (image.Layout.Image checks every blob).
+func Push(ctx context.Context, img v1.Image, target, imageName string, opts PushOptions) (Pushed, error) {
+	if img == nil {
+		return Pushed{}, fmt.Errorf("push %s: no image given", imageName)
+	}
+	return push(ctx, img, target, imageName, opts)
+}
+
+// PushIndex pushes an image index, and every image it holds, as Push
+// pushes an image.
+func PushIndex(ctx context.Context, idx v1.ImageIndex, target, imageName string, opts PushOptions) (Pushed, error) {
+	if idx == nil {
+		return Pushed{}, fmt.Errorf("push %s: no image index given", imageName)
+	}
+	return push(ctx, idx, target, imageName, opts)
+}
+
+// pushable is what remote.Push takes that can name itself by digest: an
+// image or an index.
+type pushable interface {
+	remote.Taggable
+	Digest() (v1.Hash, error)
+}
+
+func push(ctx context.Context, t pushable, target, imageName string, opts PushOptions) (Pushed, error) {
 	if opts.Tag == "" {
 		opts.Tag = DefaultTag
 	}
@@ -90,33 +169,9 @@ func Push(ctx context.Context, layoutDir, imageName, target string, opts PushOpt
 	if err != nil {
 		return Pushed{}, err
 	}
-	p, err := openLayout(layoutDir)
+	digest, err := t.Digest()
 	if err != nil {
-		return Pushed{}, err
-	}
-	desc, err := findImage(p, imageName)
-	if err != nil {
-		return Pushed{}, err
-	}
-
-	var t remote.Taggable
-	switch {
-	case desc.MediaType.IsIndex():
-		ii, err := p.ImageIndex()
-		if err == nil {
-			t, err = ii.ImageIndex(desc.Digest)
-		}
-		if err != nil {
-			return Pushed{}, fmt.Errorf("push %s: read index from %s: %w", imageName, layoutDir, err)
-		}
-	case desc.MediaType.IsImage():
-		img, err := p.Image(desc.Digest)
-		if err != nil {
-			return Pushed{}, fmt.Errorf("push %s: read image from %s: %w", imageName, layoutDir, err)
-		}
-		t = img
-	default:
-		return Pushed{}, fmt.Errorf("push %s: %s has media type %q, neither an image nor an index", imageName, desc.Digest, desc.MediaType)
+		return Pushed{}, fmt.Errorf("push %s: %w", imageName, err)
 	}
 
 	base := opts.Transport
@@ -147,8 +202,8 @@ func Push(ctx context.Context, layoutDir, imageName, target string, opts PushOpt
 	}
 	return Pushed{
 		Name:   imageName,
-		Digest: desc.Digest.String(),
-		Ref:    tag.Context().Digest(desc.Digest.String()).String(),
+		Digest: digest.String(),
+		Ref:    tag.Context().Digest(digest.String()).String(),
 		Tag:    opts.Tag,
 	}, nil
 }
@@ -176,65 +231,6 @@ func pushRef(target, imageName, tag string) (name.Tag, error) {
 		return name.Tag{}, fmt.Errorf("push %s: %w", imageName, err)
 	}
 	return t, nil
-}
-
-// openLayout opens the OCI image layout at dir with a clear error when
-// there is none.
-func openLayout(dir string) (layout.Path, error) {
-	if _, err := os.Stat(filepath.Join(dir, "index.json")); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("no OCI image layout at %s (no index.json): build the images first", dir)
-		}
-		return "", fmt.Errorf("OCI image layout: %w", err)
-	}
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		return "", fmt.Errorf("OCI image layout %s: %w", dir, err)
-	}
-	return p, nil
-}
-
-func indexManifest(p layout.Path) (*v1.IndexManifest, error) {
-	ii, err := p.ImageIndex()
-	if err != nil {
-		return nil, fmt.Errorf("OCI image layout %s: %w", p, err)
-	}
-	im, err := ii.IndexManifest()
-	if err != nil {
-		return nil, fmt.Errorf("OCI image layout %s: index.json: %w", p, err)
-	}
-	return im, nil
-}
-
-// findImage returns the one index entry named imageName.
-func findImage(p layout.Path, imageName string) (v1.Descriptor, error) {
-	im, err := indexManifest(p)
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	var found []v1.Descriptor
-	var names []string
-	for _, d := range im.Manifests {
-		n := d.Annotations[ocispec.AnnotationRefName]
-		if n == imageName {
-			found = append(found, d)
-		} else if n != "" {
-			names = append(names, n)
-		}
-	}
-	switch len(found) {
-	case 1:
-		return found[0], nil
-	case 0:
-		sort.Strings(names)
-		have := "it has no named images"
-		if len(names) > 0 {
-			have = "it has " + strings.Join(names, ", ")
-		}
-		return v1.Descriptor{}, fmt.Errorf("no image %q in %s: %s", imageName, p, have)
-	default:
-		return v1.Descriptor{}, fmt.Errorf("image %q appears %d times in %s: rebuild it so the layout names it once", imageName, len(found), p)
-	}
 }
 
 // relayProgress returns a channel for remote.WithProgress whose updates

@@ -1,9 +1,10 @@
 // Package registry owns the self-hosted OCI registry: the CNCF distribution
 // registry embedded in-process with filesystem storage under one data
 // directory, the rule that only a loopback registry may accept pushes
-// without credentials, pushing images from the local OCI image layout to a
-// registry (Push), and the k3s/containerd mirror configuration that points
-// clusters at it (WriteMirrors, WriteHosts).
+// without credentials, pushing images to a registry (Push, PushAll: images
+// are values, read and checked by their owner such as image.Layout; this
+// package reads no image layout), and the k3s/containerd mirror
+// configuration that points clusters at it (WriteMirrors, WriteHosts).
 package registry
 
 import (
@@ -69,10 +70,11 @@ type Config struct {
 
 // A Registry is an OCI distribution registry served from a data directory.
 type Registry struct {
-	cfg Config
-	log *slog.Logger
-	app *handlers.App
-	id  string
+	cfg     Config
+	log     *slog.Logger
+	app     *handlers.App
+	handler http.Handler
+	id      string
 
 	mu      sync.Mutex
 	addr    string
@@ -135,6 +137,7 @@ func New(cfg Config) (*Registry, error) {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	r.app = app
+	r.handler = http.HandlerFunc(r.guard)
 	return r, nil
 }
 
@@ -156,6 +159,11 @@ func (r *Registry) configuration(secret string) *configuration.Configuration {
 		// The filesystem driver cannot redirect; say so rather than probe.
 		"redirect": configuration.Parameters{"disable": true},
 		"cache":    configuration.Parameters{"blobdescriptor": "inmemory"},
+	}
+	// Manifests are checked before distribution verifies and stores them
+	// (check.go).
+	c.Middleware = map[string][]configuration.Middleware{
+		"repository": {{Name: manifestCheck}},
 	}
 	if r.cfg.HtpasswdFile != "" {
 		c.Auth = configuration.Auth{"htpasswd": configuration.Parameters{
@@ -186,7 +194,7 @@ func (r *Registry) baseContext() context.Context {
 
 // Handler returns the registry's HTTP handler, for callers that serve it
 // themselves. The loopback rule is then theirs to keep.
-func (r *Registry) Handler() http.Handler { return r.app }
+func (r *Registry) Handler() http.Handler { return r.handler }
 
 // Addr returns the address the registry listens on: the listener's once
 // Serve has been called, the configured one before.
@@ -237,7 +245,7 @@ func (r *Registry) Serve(ctx context.Context, ln net.Listener) error {
 
 	base := r.baseContext()
 	srv := &http.Server{
-		Handler:           r.app,
+		Handler:           r.handler,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return base },

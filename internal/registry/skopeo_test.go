@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
@@ -22,10 +21,8 @@ func TestSkopeoCopiesPushedImage(t *testing.T) {
 		t.Skip("skopeo is not installed (Debian: apt-get install -y skopeo); skipping the independent-client check")
 	}
 	r, _ := startRegistry(t, Config{})
-	src := t.TempDir()
 	img := ociImage(t, 4096, 100000)
-	writeLayout(t, src, map[string]v1.Image{"health": img})
-	pushed, err := Push(context.Background(), src, "health", r.Addr(), PushOptions{Tag: "v1", Auth: authn.Anonymous})
+	pushed, err := Push(context.Background(), img, r.Addr(), "health", PushOptions{Tag: "v1", Auth: authn.Anonymous})
 	if err != nil {
 		t.Fatal(err)
 	}
