@@ -9,7 +9,7 @@ GO      ?= go
 STACK   := bin/stack
 GOFILES := $(shell git ls-files '*.go' 2>/dev/null)
 
-.PHONY: all up down test repro deps stack vet fmt-check
+.PHONY: all up down test repro deps stack vet fmt-check tidy-check
 
 all: stack
 
@@ -41,5 +41,11 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt would change: $$out" >&2; exit 1; fi
 
-test: deps fmt-check vet
-	$(GO) test ./...
+# go.mod names exactly what the code imports (go mod tidy changes nothing).
+tidy-check:
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod or go.sum is not tidy: run go mod tidy" >&2; exit 1; }
+
+# The first run builds etcd and kube-apiserver for the tests (minutes on
+# two cores), so the per-binary timeout is well past go test's default.
+test: deps fmt-check vet tidy-check
+	$(GO) test -timeout 40m ./...

@@ -99,7 +99,7 @@ func auditCacheLayout(g *globals, ref string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("audit %s: not a file or directory, and no repository to look the name up in: %w", ref, err)
 	}
-	return image.CacheLayout(ws.Cache), nil
+	return ws.OCI(), nil
 }
 
 func printAudit(cmd *cobra.Command, format ui.Format, results []auditResult) error {

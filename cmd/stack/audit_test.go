@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashbang/stack/internal/image"
+	"github.com/hashbang/stack/internal/workspace"
 )
 
 // auditFixture writes a passing image "good" and a failing image "bad" into
@@ -15,7 +16,7 @@ import (
 func auditFixture(t *testing.T) (cache, tarball string) {
 	t.Helper()
 	cache = t.TempDir()
-	l := image.Layout{Dir: image.CacheLayout(cache)}
+	l := image.Layout{Dir: workspace.OCI(cache)}
 	epoch := time.Unix(1700000000, 0)
 	for name, yaml := range map[string]string{
 		"good": "files:\n  - path: /etc/motd\n    content: hi\nuser: 65532:65532\n",
@@ -44,7 +45,7 @@ func auditFixture(t *testing.T) (cache, tarball string) {
 
 func TestAuditCommand(t *testing.T) {
 	cache, tarball := auditFixture(t)
-	layout := image.CacheLayout(cache)
+	layout := workspace.OCI(cache)
 
 	out, _, err := run(t, "audit", layout+":good")
 	if err != nil {

@@ -41,7 +41,7 @@ credentials come from the container tools' login configuration (docker login).`,
 				if err != nil {
 					return err
 				}
-				dir = image.CacheLayout(ws.Cache)
+				dir = ws.OCI()
 			}
 			pushed, err := registry.PushAll(cmd.Context(), image.Layout{Dir: dir}, args, target, registry.PushOptions{Tag: tag}, progress(cmd))
 			if format == ui.Text {

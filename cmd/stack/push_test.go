@@ -19,6 +19,7 @@ import (
 
 	"github.com/hashbang/stack/internal/image"
 	"github.com/hashbang/stack/internal/registry"
+	"github.com/hashbang/stack/internal/workspace"
 )
 
 // pushFixture serves a registry on loopback for the test and writes an OCI
@@ -131,7 +132,7 @@ func TestPushRegistryDown(t *testing.T) {
 // and pushes nothing, not even the intact image named before it.
 func TestPushRefusesTamperedLayout(t *testing.T) {
 	addr, cache, _ := pushFixture(t)
-	l := image.Layout{Dir: image.CacheLayout(cache)}
+	l := image.Layout{Dir: workspace.OCI(cache)}
 	img, err := l.Image("pause")
 	if err != nil {
 		t.Fatal(err)

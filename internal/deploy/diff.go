@@ -135,6 +135,9 @@ func (d *Deployer) Diff(ctx context.Context, r *Rendered) (*Drift, error) {
 			}
 			if u := rendered[id]; u != nil && live != nil {
 				dry := u.DeepCopy()
+				if err := generateSecret(dry, live); err != nil { // generate.go
+					return err
+				}
 				if err := d.Cluster.Client.Patch(gctx, dry, client.Apply, client.FieldOwner(FieldManager), client.DryRunAll, client.ForceOwnership); err != nil {
 					return fmt.Errorf("%s: %s", k, apiMessage(err))
 				}

@@ -11,6 +11,11 @@
 //     first write, then applied server-side (field manager "stack") in
 //     stages, unchanged objects untouched; objects deployed before but no
 //     longer rendered are pruned; readiness is awaited with a timeout.
+//   - Generated secrets (generate.go, capture.go): a Secret declares in
+//     annotations the keys the deploy generates (on the first deploy, kept
+//     ever after), a capture step that fills one from a command's output in
+//     a ready pod, and a line to show once; their values are redacted
+//     wherever stack shows or records a Secret.
 //   - The state repo: a bare git repository per cluster, under the data
 //     directory of `stack serve` (DATA/git/state/CLUSTER.git), whose HEAD
 //     always holds what is live: one file per object, the inventory, the

@@ -80,8 +80,9 @@ var controllerAnnotations = []string{
 }
 
 // Clean returns a copy of a live object without what the cluster owns:
-// status, server-written metadata and controllers' annotations. What is left
-// is what the state repo records and diff compares.
+// status, server-written metadata and controllers' annotations, and with
+// the values of a Secret's generated and captured keys redacted. What is
+// left is what the state repo records and diff compares.
 func Clean(u *unstructured.Unstructured) *unstructured.Unstructured {
 	c := u.DeepCopy()
 	delete(c.Object, "status")
@@ -98,6 +99,7 @@ func Clean(u *unstructured.Unstructured) *unstructured.Unstructured {
 			c.SetAnnotations(a)
 		}
 	}
+	redactSecret(c) // generated and captured values (generate.go)
 	return c
 }
 

@@ -84,7 +84,7 @@ func Render(t *Tree, env *cluster.Environment) (*Rendered, error) {
 }
 
 // nodeVolume resolves the hostPath of a PersistentVolume of a local
-// environment that is relative (volumes/gitea) against the node's data
+// environment that is relative (volumes/NAME) against the node's data
 // directory, so that the data lives with the node (and `stack down --purge`
 // deletes it). Elsewhere a relative hostPath is an error: no node directory
 // exists to resolve it against.

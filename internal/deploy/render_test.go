@@ -128,10 +128,23 @@ func TestRenderRepository(t *testing.T) {
 	for _, u := range r.Objects {
 		keys = append(keys, KeyOf(u).String())
 	}
-	want := "Namespace gitea, Namespace health, ConfigMap gitea/gitea-config, Service gitea/gitea, Service health/health, " +
+	want := "Namespace gitea, Namespace health, ConfigMap gitea/gitea-config, Secret gitea/gitea-admin, Secret gitea/gitea-secrets, Service gitea/gitea, Service health/health, " +
 		"Deployment.apps gitea/gitea, Deployment.apps health/health, PersistentVolume gitea-data, PersistentVolumeClaim gitea/gitea-data"
 	if got := strings.Join(keys, ", "); got != want {
 		t.Errorf("objects %s, want %s", got, want)
+	}
+	// The Secrets declare their values (generate.go), and no value.
+	decls, err := Declarations(r)
+	if err != nil || len(decls) != 2 {
+		t.Fatalf("declarations %v %v", decls, err)
+	}
+	if c, g := decls[0].Capture, decls[1].Generate; c == nil || c.Key != "password" || c.WorkloadKind != "Deployment" || decls[0].ShowOnce == nil ||
+		len(g) != 1 || g[0].String() != "secret-key=alnum:64" {
+		t.Errorf("declarations %+v %+v", decls[0], decls[1])
+	}
+	// What gitea 1.26's `admin user create --random-password` prints.
+	if pw := decls[0].Capture.Find([]byte("generated random password is 'aB3'x9'\nNew user 'stack-admin' has been successfully created!\n")); string(pw) != "aB3'x9" {
+		t.Errorf("the admin's capture finds %q", pw)
 	}
 	out, err := r.YAML()
 	if err != nil {
@@ -411,7 +424,7 @@ func TestCompare(t *testing.T) {
 				got[d.Env] = append(got[d.Env], c.Object+" "+ch.String())
 			}
 		}
-		if len(d.Added) != 0 || fmt.Sprint(d.Removed) != "[ConfigMap gitea/gitea-config Deployment.apps gitea/gitea Namespace gitea PersistentVolume gitea-data PersistentVolumeClaim gitea/gitea-data Service gitea/gitea]" {
+		if len(d.Added) != 0 || fmt.Sprint(d.Removed) != "[ConfigMap gitea/gitea-config Deployment.apps gitea/gitea Namespace gitea PersistentVolume gitea-data PersistentVolumeClaim gitea/gitea-data Secret gitea/gitea-admin Secret gitea/gitea-secrets Service gitea/gitea]" {
 			t.Errorf("%s: added %v removed %v", d.Env, d.Added, d.Removed)
 		}
 	}
@@ -423,7 +436,7 @@ func TestCompare(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("deviations:\n%v\nwant:\n%v", got, want)
 	}
-	if devs[0].Count != 9 || devs[1].Count != 8 {
+	if devs[0].Count != 11 || devs[1].Count != 10 {
 		t.Errorf("counts %d %d", devs[0].Count, devs[1].Count)
 	}
 }

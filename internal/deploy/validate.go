@@ -77,6 +77,10 @@ func (d *Deployer) plan(ctx context.Context, r *Rendered, opts Options) (*plan, 
 	if p.live, err = d.Cluster.getAll(ctx, p.newInv); err != nil {
 		return nil, err
 	}
+	// Generated secrets: the cluster's values, or new ones (generate.go).
+	if err := generateSecrets(p.objs, p.live); err != nil {
+		return nil, err
+	}
 	newNamespaces := map[string]bool{}
 	for _, u := range p.objs {
 		if u.GetKind() == "Namespace" && u.GetAPIVersion() == "v1" && p.live[KeyOf(u).ID()] == nil {

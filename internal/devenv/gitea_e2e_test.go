@@ -22,6 +22,14 @@ import (
 
 const giteaURL = "http://localhost:2322"
 
+// What pods/gitea declares: the Secret gitea/gitea-admin, whose password
+// the capture step of `stack up` stores, for the admin stack-admin.
+const (
+	giteaNamespace   = "gitea"
+	giteaAdminSecret = "gitea-admin"
+	giteaAdmin       = "stack-admin"
+)
+
 // TestGiteaEndToEnd checks gitea in a development environment that `stack
 // up` brought up (STACK_E2E=CACHE, as for TestUpEndToEnd): its home page
 // renders with a stylesheet that loads, a user created through the API by
@@ -72,7 +80,7 @@ func TestGiteaEndToEnd(t *testing.T) {
 		t.Fatalf("secret %s/%s holds no password: %v", giteaNamespace, giteaAdminSecret, err)
 	}
 	user, userPW := "e2e-"+randomHex(t, 4), randomHex(t, 16)
-	post(t, "/api/v1/admin/users", GiteaAdmin, string(pw), map[string]any{
+	post(t, "/api/v1/admin/users", giteaAdmin, string(pw), map[string]any{
 		"username": user, "email": user + "@example.org", "password": userPW, "must_change_password": false,
 	})
 	post(t, "/api/v1/user/repos", user, userPW, map[string]any{"name": "e2e", "default_branch": "main"})

@@ -142,7 +142,7 @@ func (b *Builder) one(ctx context.Context, def *Definition, epoch time.Time) (*R
 		fmt.Fprintf(key, "%s %s\n", bin.Path, d)
 	}
 	inputs := hex.EncodeToString(key.Sum(nil))
-	layout := Layout{Dir: CacheLayout(b.ws.Cache)}
+	layout := Layout{Dir: b.ws.OCI()}
 	keyFile := filepath.Join(b.ws.Cache, "images", def.Name+".inputs")
 	if prev, err := os.ReadFile(keyFile); err == nil {
 		if want, got, ok := strings.Cut(strings.TrimSpace(string(prev)), " "); ok && want == inputs {

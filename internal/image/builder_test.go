@@ -78,7 +78,7 @@ func TestBuilderRefusesFailedAudit(t *testing.T) {
 	if lock, _ := ReadLock(ws.Path("images")); len(lock) != 0 {
 		t.Errorf("a failing image was recorded: %v", lock)
 	}
-	if names, _ := (Layout{Dir: CacheLayout(ws.Cache)}).Names(); len(names) != 0 {
+	if names, _ := (Layout{Dir: ws.OCI()}).Names(); len(names) != 0 {
 		t.Errorf("a failing image was stored: %v", names)
 	}
 }

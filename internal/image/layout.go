@@ -29,10 +29,6 @@ import (
 // RefName is the annotation naming an image in an OCI layout's index.
 const RefName = "org.opencontainers.image.ref.name"
 
-// CacheLayout is the OCI layout inside the cache directory cacheDir that
-// stack build writes every image to, and that names are looked up in.
-func CacheLayout(cacheDir string) string { return filepath.Join(cacheDir, "oci") }
-
 // maxArchive bounds the size of an OCI tarball read into memory.
 const maxArchive = 2 << 30
 

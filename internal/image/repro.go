@@ -66,7 +66,7 @@ func Repro(ctx context.Context, ws *workspace.Workspace, exe, name string, p *ui
 			return nil, fmt.Errorf("repro %s: %w", name, err)
 		}
 		res.Builds = append(res.Builds, Rebuild{Dir: src, TZ: rb.tz, Umask: rb.umask, Digest: d})
-		layouts = append(layouts, CacheLayout(cache))
+		layouts = append(layouts, workspace.OCI(cache))
 	}
 	res.Same = res.Builds[0].Digest == res.Builds[1].Digest
 	if lock, err := ReadLock(ws.Path("images")); err == nil {
