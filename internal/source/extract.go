@@ -60,7 +60,10 @@ func Extract(ctx context.Context, ws *workspace.Workspace, s *Source) (string, e
 		return extractDebSrcInto(ctx, ws, store, s, dir)
 	}
 	d := s.Digest()
-	if err := store.Verify(d); err != nil {
+	if err := store.Verify(ctx, d); err != nil {
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("extract %s: %w", s.Name, ctx.Err())
+		}
 		if cache.IsNotExist(err) {
 			return "", fmt.Errorf("extract %s: not in the cache: run `stack sources fetch %s`", s.Name, s.Name)
 		}
@@ -74,7 +77,7 @@ func Extract(ctx context.Context, ws *workspace.Workspace, s *Source) (string, e
 		return "", fmt.Errorf("extract %s: %w", s.Name, err)
 	}
 	defer os.RemoveAll(tmp)
-	f, err := os.Open(store.Path(d))
+	f, err := store.OpenBlob(d)
 	if err != nil {
 		return "", fmt.Errorf("extract %s: %w", s.Name, err)
 	}
