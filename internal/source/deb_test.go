@@ -30,7 +30,7 @@ func TestDebFetch(t *testing.T) {
 	if res[0].Status != Fetched {
 		t.Errorf("status %q", res[0].Status)
 	}
-	if err := (&cache.Store{Dir: ws.Cache}).Verify(digest.Digest(s.Hash)); err != nil {
+	if err := (&cache.Store{Dir: ws.Cache}).Verify(context.Background(), digest.Digest(s.Hash)); err != nil {
 		t.Fatal(err)
 	}
 

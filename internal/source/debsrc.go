@@ -98,7 +98,7 @@ func (a aptSrc) update(ctx context.Context) error {
 		return errors.New("the host has no apt sources (/etc/apt/sources.list or /etc/apt/sources.list.d/*.sources): debsrc sources are fetched from the archives the host's apt uses")
 	}
 	args := append([]string{"-q"}, a.opts()...)
-	out, err := exec.CommandContext(ctx, "apt-get", append(args, "update")...).CombinedOutput()
+	out, err := command(ctx, "apt-get", append(args, "update")...).CombinedOutput()
 	if err != nil {
 		if errors.Is(err, exec.ErrNotFound) {
 			return errors.New("apt-get is not installed: debsrc sources are fetched with Debian's apt")
@@ -144,7 +144,7 @@ func debSrcLines(data []byte, deb822 bool) []byte {
 func (a aptSrc) download(ctx context.Context, dir, pkg, version string) (string, error) {
 	spec := pkg + "=" + version
 	args := append(append([]string{"-q"}, a.opts()...), "source", "--download-only", spec)
-	cmd := exec.CommandContext(ctx, "apt-get", args...)
+	cmd := command(ctx, "apt-get", args...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -161,7 +161,7 @@ func (a aptSrc) download(ctx context.Context, dir, pkg, version string) (string,
 // within track.
 func (a aptSrc) latest(ctx context.Context, s *Source) (string, error) {
 	args := append(a.opts(), "madison", s.Package)
-	out, err := exec.CommandContext(ctx, "apt-cache", args...).Output()
+	out, err := command(ctx, "apt-cache", args...).Output()
 	if err != nil {
 		return "", fmt.Errorf("apt-cache madison %s: %v", s.Package, err)
 	}
@@ -210,15 +210,15 @@ func (f *Fetcher) downloadDebSrc(ctx context.Context, s *Source, version string,
 	if err != nil {
 		return "", err
 	}
-	return publishDebSrc(f.local, dsc, s.Package, version, want)
+	return publishDebSrc(ctx, f.local, dsc, s.Package, version, want)
 }
 
 // publishDebSrc verifies the .dsc at path (against want when not empty, and
 // its source name and version) and every file it names, found beside it,
 // against its Checksums-Sha256; then stores the files and last the .dsc in
 // store. Nothing is stored unless everything matches.
-func publishDebSrc(store *cache.Store, path, pkg, version string, want digest.Digest) (digest.Digest, error) {
-	data, err := os.ReadFile(path)
+func publishDebSrc(ctx context.Context, store *cache.Store, path, pkg, version string, want digest.Digest) (digest.Digest, error) {
+	data, err := readSmall(cache.OpenRegular(path))
 	if err != nil {
 		return "", err
 	}
@@ -235,16 +235,16 @@ func publishDebSrc(store *cache.Store, path, pkg, version string, want digest.Di
 	}
 	dir := filepath.Dir(path)
 	for _, fl := range d.Files {
-		if err := checkDscFile(filepath.Join(dir, fl.Name), fl); err != nil {
+		if err := checkDscFile(ctx, filepath.Join(dir, fl.Name), fl); err != nil {
 			return "", fmt.Errorf("%s; nothing was stored in the cache", err)
 		}
 	}
 	for _, fl := range d.Files {
-		if err := store.PutFile(filepath.Join(dir, fl.Name), fl.digest()); err != nil {
+		if err := store.PutFile(ctx, filepath.Join(dir, fl.Name), fl.digest()); err != nil {
 			return "", describeMismatch(fl.Name, err)
 		}
 	}
-	return got, store.PutFile(path, got)
+	return got, store.PutFile(ctx, path, got)
 }
 
 func (fl DscFile) digest() digest.Digest {
@@ -253,14 +253,14 @@ func (fl DscFile) digest() digest.Digest {
 
 // checkDscFile hashes the file at path and compares it with what the .dsc
 // says of it.
-func checkDscFile(path string, fl DscFile) error {
-	f, err := os.Open(path)
+func checkDscFile(ctx context.Context, path string, fl DscFile) error {
+	f, err := cache.OpenRegular(path)
 	if err != nil {
 		return fmt.Errorf("%s, named by the .dsc: %w", fl.Name, err)
 	}
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, f)
+	n, err := io.Copy(h, ctxReader{ctx, f})
 	if err != nil {
 		return fmt.Errorf("%s: %w", fl.Name, err)
 	}
@@ -270,9 +270,30 @@ func checkDscFile(path string, fl DscFile) error {
 	return nil
 }
 
+// maxDsc bounds the size of a .dsc (a few kilobytes, even for a package of
+// many files).
+const maxDsc = 1 << 20
+
+// readSmall reads the whole of the file f opened (closing it), if it holds
+// at most maxDsc bytes.
+func readSmall(f *os.File, err error) ([]byte, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxDsc+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxDsc {
+		return nil, fmt.Errorf("%s: larger than %d bytes, too large for a .dsc", f.Name(), maxDsc)
+	}
+	return data, nil
+}
+
 // readDsc reads and parses the cached .dsc d of store, verifying it first.
 func readDsc(store *cache.Store, d digest.Digest) (*Dsc, error) {
-	data, err := os.ReadFile(store.Path(d))
+	data, err := readSmall(store.OpenBlob(d))
 	if err != nil {
 		return nil, err
 	}
@@ -285,7 +306,7 @@ func readDsc(store *cache.Store, d digest.Digest) (*Dsc, error) {
 // verifyDebSrc checks the .dsc d and every file it names in store. It
 // returns how many artifacts it checked, whether the .dsc and all its files
 // are there, and what is wrong, keyed by the file.
-func verifyDebSrc(store *cache.Store, d digest.Digest) (int, bool, map[string]error) {
+func verifyDebSrc(ctx context.Context, store *cache.Store, d digest.Digest) (int, bool, map[string]error) {
 	dsc, err := readDsc(store, d)
 	if cache.IsNotExist(err) {
 		return 0, false, nil
@@ -295,8 +316,10 @@ func verifyDebSrc(store *cache.Store, d digest.Digest) (int, bool, map[string]er
 	}
 	n, complete, bad := 1, true, map[string]error{}
 	for _, fl := range dsc.Files {
-		err := store.Verify(fl.digest())
+		err := store.Verify(ctx, fl.digest())
 		switch {
+		case ctx.Err() != nil:
+			return n, false, map[string]error{"": ctx.Err()}
 		case cache.IsNotExist(err):
 			complete = false
 			bad[fl.Name] = fmt.Errorf("named by the cached .dsc but missing from %s: run `stack sources fetch`", store.Dir)
@@ -313,7 +336,7 @@ func verifyDebSrc(store *cache.Store, d digest.Digest) (int, bool, map[string]er
 // hasDebSrc reports, without hashing, whether the .dsc d and every file it
 // names are in store.
 func hasDebSrc(store *cache.Store, d digest.Digest) bool {
-	data, err := os.ReadFile(store.Path(d))
+	data, err := readSmall(store.OpenBlob(d))
 	if err != nil {
 		return false
 	}
@@ -331,24 +354,24 @@ func hasDebSrc(store *cache.Store, d digest.Digest) bool {
 
 // copyDebSrc copies the .dsc d and its files from the store from into to,
 // verifying each on the way, the .dsc last.
-func copyDebSrc(to, from *cache.Store, d digest.Digest) error {
+func copyDebSrc(ctx context.Context, to, from *cache.Store, d digest.Digest) error {
 	dsc, err := readDsc(from, d)
 	if err != nil {
 		return err
 	}
 	for _, fl := range dsc.Files {
-		if err := to.CopyFrom(from, fl.digest()); err != nil {
+		if err := to.CopyFrom(ctx, from, fl.digest()); err != nil {
 			return fmt.Errorf("%s: %w", fl.Name, err)
 		}
 	}
-	return to.CopyFrom(from, d)
+	return to.CopyFrom(ctx, from, d)
 }
 
 // fetchDebSrcCached is fetch for a debsrc source: cached when the local
 // cache holds it intact, else from the in-repo cache, else downloaded.
 func (f *Fetcher) fetchDebSrcCached(ctx context.Context, s *Source) (string, error) {
 	d := s.Digest()
-	if _, ok, bad := verifyDebSrc(f.local, d); ok {
+	if _, ok, bad := verifyDebSrc(ctx, f.local, d); ok {
 		return Cached, nil
 	} else {
 		// A damaged copy is never used: drop what is damaged and fetch anew.
@@ -360,8 +383,11 @@ func (f *Fetcher) fetchDebSrcCached(ctx context.Context, s *Source) (string, err
 			}
 		}
 	}
-	if _, ok, _ := verifyDebSrc(f.repo, d); ok {
-		if err := copyDebSrc(f.local, f.repo, d); err != nil {
+	if ctx.Err() != nil {
+		return "", ctx.Err()
+	}
+	if _, ok, _ := verifyDebSrc(ctx, f.repo, d); ok {
+		if err := copyDebSrc(ctx, f.local, f.repo, d); err != nil {
 			return "", fmt.Errorf("in-repo cache: %w", err)
 		}
 		return FromRepo, nil
@@ -374,7 +400,10 @@ func (f *Fetcher) fetchDebSrcCached(ctx context.Context, s *Source) (string, err
 // packaging with its patches applied, into dst, which must not exist.
 func extractDebSrc(ctx context.Context, store *cache.Store, s *Source, work, dst string) error {
 	d := s.Digest()
-	if _, ok, bad := verifyDebSrc(store, d); !ok {
+	if _, ok, bad := verifyDebSrc(ctx, store, d); !ok {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		for item, err := range bad {
 			return fmt.Errorf("%s: %w (run `stack sources fetch %s` to fetch it again)", item, err, s.Name)
 		}
@@ -400,7 +429,7 @@ func extractDebSrc(ctx context.Context, store *cache.Store, s *Source, work, dst
 	if _, err := exec.LookPath("dpkg-source"); err != nil {
 		return errors.New("dpkg-source is not installed: Debian source packages are unpacked with Debian's dpkg-dev (apt-get install dpkg-dev)")
 	}
-	cmd := exec.CommandContext(ctx, "dpkg-source", "--no-check", "--no-copy", "-x", name, dst)
+	cmd := command(ctx, "dpkg-source", "--no-check", "--no-copy", "-x", name, dst)
 	cmd.Dir = work
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C", "TZ=UTC", "HOME=" + work}
 	if out, err := cmd.CombinedOutput(); err != nil {

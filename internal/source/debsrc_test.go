@@ -154,7 +154,7 @@ func TestDebSrcFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	empty := &cache.Store{Dir: t.TempDir()}
-	_, err = publishDebSrc(empty, name, s.Package, s.Version, s.Digest())
+	_, err = publishDebSrc(context.Background(), empty, name, s.Package, s.Version, s.Digest())
 	if err == nil || !strings.Contains(err.Error(), dsc.Files[1].Name+" does not match the .dsc's Checksums-Sha256") || !strings.Contains(err.Error(), "nothing was stored") {
 		t.Fatalf("tampered file: %v", err)
 	}
@@ -163,7 +163,7 @@ func TestDebSrcFetch(t *testing.T) {
 	}
 	// A .dsc that is not the pinned one.
 	wrong := digest.Digest("sha256:" + strings.Repeat("0", 64))
-	_, err = publishDebSrc(empty, name, s.Package, s.Version, wrong)
+	_, err = publishDebSrc(context.Background(), empty, name, s.Package, s.Version, wrong)
 	if err == nil || !strings.Contains(err.Error(), "does not match sources.yaml: expected "+string(wrong)) {
 		t.Fatalf("wrong pin: %v", err)
 	}
@@ -183,7 +183,7 @@ func TestDebSrcFetch(t *testing.T) {
 
 func copyTo(t *testing.T, dst, src string) {
 	t.Helper()
-	if err := copyFile(dst, src); err != nil {
+	if err := copyFile(context.Background(), dst, src); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -44,8 +44,9 @@ func ExtractedDir(ws *workspace.Workspace, s *Source) string {
 // returned as it is. The .deb is verified against its pin first; the tree
 // is written to a temporary directory and renamed into place only when
 // complete, so a failed extraction leaves nothing behind. Paths that would
-// land outside the directory, links through which later entries would, and
-// device files are refused.
+// land outside the directory, links through which (or over which) later
+// entries would be written, and device files are refused; every write goes
+// through an os.Root, so that none can leave the directory in any case.
 func Extract(ctx context.Context, ws *workspace.Workspace, s *Source) (string, error) {
 	if s.Kind != Deb && s.Kind != Npm && s.Kind != DebSrc {
 		return "", fmt.Errorf("extract %s: kind %s, only deb, debsrc and npm sources are extracted", s.Name, s.Kind)
@@ -59,7 +60,10 @@ func Extract(ctx context.Context, ws *workspace.Workspace, s *Source) (string, e
 		return extractDebSrcInto(ctx, ws, store, s, dir)
 	}
 	d := s.Digest()
-	if err := store.Verify(d); err != nil {
+	if err := store.Verify(ctx, d); err != nil {
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("extract %s: %w", s.Name, ctx.Err())
+		}
 		if cache.IsNotExist(err) {
 			return "", fmt.Errorf("extract %s: not in the cache: run `stack sources fetch %s`", s.Name, s.Name)
 		}
@@ -73,7 +77,7 @@ func Extract(ctx context.Context, ws *workspace.Workspace, s *Source) (string, e
 		return "", fmt.Errorf("extract %s: %w", s.Name, err)
 	}
 	defer os.RemoveAll(tmp)
-	f, err := os.Open(store.Path(d))
+	f, err := store.OpenBlob(d)
 	if err != nil {
 		return "", fmt.Errorf("extract %s: %w", s.Name, err)
 	}
@@ -122,13 +126,18 @@ func ExtractNpm(ctx context.Context, r io.Reader, dir string) error {
 	if len(top) != 1 || !top[0].IsDir() {
 		return fmt.Errorf("not an npm package tarball: want one top-level directory, found %d entries", len(top))
 	}
-	root := filepath.Join(tmp, top[0].Name())
-	inner, err := os.ReadDir(root)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	pkg := path.Join(filepath.Base(tmp), top[0].Name())
+	inner, err := os.ReadDir(filepath.Join(dir, filepath.FromSlash(pkg)))
 	if err != nil {
 		return err
 	}
 	for _, e := range inner {
-		if err := os.Rename(filepath.Join(root, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+		if err := root.Rename(path.Join(pkg, e.Name()), e.Name()); err != nil {
 			return err
 		}
 	}
@@ -243,11 +252,21 @@ func ReadAr(r io.Reader, fn func(name string, size int64, body io.Reader) error)
 
 // extractTar writes the entries of the tar stream r under dir. Each entry's
 // name is cleaned and must stay inside dir; no entry may be written through
-// a symbolic link; hard links must point inside dir; devices, FIFOs and
-// other special files are refused. Permission bits are kept except setuid,
-// setgid and sticky; ownership and times are not.
+// a symbolic link, nor over one; hard links must point inside dir; devices,
+// FIFOs and other special files are refused. Permission bits are kept except
+// setuid, setgid and sticky; ownership and times are not.
+//
+// Every file system operation goes through an os.Root opened at dir, so that
+// even a check this code gets wrong cannot make it create, change or chmod
+// anything outside dir: the kernel refuses any path (or symbolic link on the
+// way) that would leave it.
 func extractTar(ctx context.Context, r io.Reader, dir string) error {
-	tr := tar.NewReader(r)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	tr := tar.NewReader(ctxReader{ctx, r})
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -257,75 +276,117 @@ func extractTar(ctx context.Context, r io.Reader, dir string) error {
 			return nil
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return fmt.Errorf("data archive: %w", err)
 		}
-		rel, err := safeRel(h.Name)
-		if err != nil {
+		if err := extractEntry(ctx, root, h, tr); err != nil {
 			return err
-		}
-		if rel == "." {
-			continue
-		}
-		target := filepath.Join(dir, filepath.FromSlash(rel))
-		if err := noLinkParents(dir, rel); err != nil {
-			return err
-		}
-		mode := os.FileMode(h.Mode).Perm()
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return err
-			}
-			if err := os.Chmod(target, mode|0o700); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return err
-			}
-			f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-			if err != nil {
-				return fmt.Errorf("%s: %w", rel, err)
-			}
-			_, err = io.Copy(f, tr)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return fmt.Errorf("%s: %w", rel, err)
-			}
-		case tar.TypeSymlink:
-			if h.Linkname == "" || strings.ContainsRune(h.Linkname, 0) {
-				return fmt.Errorf("%s: empty symbolic link", rel)
-			}
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return err
-			}
-			if err := os.Symlink(h.Linkname, target); err != nil {
-				return fmt.Errorf("%s: %w", rel, err)
-			}
-		case tar.TypeLink:
-			lrel, err := safeRel(h.Linkname)
-			if err != nil || lrel == "." {
-				return fmt.Errorf("%s: hard link to %q, outside the package", rel, h.Linkname)
-			}
-			if err := noLinkParents(dir, lrel); err != nil {
-				return err
-			}
-			src := filepath.Join(dir, filepath.FromSlash(lrel))
-			if fi, err := os.Lstat(src); err != nil || !fi.Mode().IsRegular() {
-				return fmt.Errorf("%s: hard link to %q, which is not a file extracted before it", rel, h.Linkname)
-			}
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return err
-			}
-			if err := os.Link(src, target); err != nil {
-				return fmt.Errorf("%s: %w", rel, err)
-			}
-		default:
-			return fmt.Errorf("%s: refusing special file (tar type %q): a package of tools holds files, directories and links only", rel, h.Typeflag)
 		}
 	}
+}
+
+// extractEntry writes one tar entry, whose content is read from body, into
+// root.
+func extractEntry(ctx context.Context, root *os.Root, h *tar.Header, body io.Reader) error {
+	rel, err := safeRel(h.Name)
+	if err != nil {
+		return err
+	}
+	if rel == "." {
+		return nil
+	}
+	if err := noLinkParents(root, rel); err != nil {
+		return err
+	}
+	// The directory the entry goes in. Made 0755 (a later entry of its
+	// own may set its mode); noLinkParents saw no link on the way.
+	if parent := path.Dir(rel); parent != "." {
+		if err := root.MkdirAll(parent, 0o755); err != nil {
+			return fmt.Errorf("%s: %w", rel, err)
+		}
+	}
+	mode := os.FileMode(h.Mode).Perm()
+	switch h.Typeflag {
+	case tar.TypeDir:
+		fi, err := root.Lstat(rel)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			if err := root.Mkdir(rel, 0o700); err != nil {
+				return fmt.Errorf("%s: %w", rel, err)
+			}
+		case err != nil:
+			return fmt.Errorf("%s: %w", rel, err)
+		case fi.Mode()&os.ModeSymlink != 0:
+			// Making the directory, or setting its mode, would follow
+			// the link.
+			return fmt.Errorf("entry %q would be written through the symbolic link %s", rel, rel)
+		case !fi.IsDir():
+			return fmt.Errorf("%s: directory over a file: file exists", rel)
+		}
+		// No link here (just checked, and nothing else writes in the
+		// directory); were there one, the root would still keep the chmod
+		// inside.
+		if err := root.Chmod(rel, mode|0o700); err != nil {
+			return fmt.Errorf("%s: %w", rel, err)
+		}
+	case tar.TypeReg:
+		// O_EXCL: never over an existing entry, and never through a
+		// symbolic link in its place (the root follows none for O_EXCL).
+		f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+		if err != nil {
+			return fmt.Errorf("%s: %w", rel, err)
+		}
+		_, err = io.Copy(f, ctxReader{ctx, body})
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", rel, err)
+		}
+	case tar.TypeSymlink:
+		if h.Linkname == "" || strings.ContainsRune(h.Linkname, 0) {
+			return fmt.Errorf("%s: empty symbolic link", rel)
+		}
+		// A package may hold links to anywhere (/etc/alternatives/...):
+		// they are made as they are, and never followed by what comes
+		// after (noLinkParents, and the root).
+		if err := root.Symlink(h.Linkname, rel); err != nil {
+			return fmt.Errorf("%s: %w", rel, err)
+		}
+	case tar.TypeLink:
+		lrel, err := safeRel(h.Linkname)
+		if err != nil || lrel == "." {
+			return fmt.Errorf("%s: hard link to %q, outside the package", rel, h.Linkname)
+		}
+		if err := noLinkParents(root, lrel); err != nil {
+			return err
+		}
+		if fi, err := root.Lstat(lrel); err != nil || !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s: hard link to %q, which is not a file extracted before it", rel, h.Linkname)
+		}
+		if err := root.Link(lrel, rel); err != nil {
+			return fmt.Errorf("%s: %w", rel, err)
+		}
+	default:
+		return fmt.Errorf("%s: refusing special file (tar type %q): a package of tools holds files, directories and links only", rel, h.Typeflag)
+	}
+	return nil
+}
+
+// ctxReader is a reader that fails once ctx is done, so that copying a
+// large entry stops promptly on cancellation.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // safeRel cleans a tar entry name into a slash-separated path relative to
@@ -352,14 +413,15 @@ func safeRel(name string) (string, error) {
 	return rel, nil
 }
 
-// noLinkParents fails if any directory on the way from dir to rel is a
-// symbolic link, through which a write would leave dir.
-func noLinkParents(dir, rel string) error {
+// noLinkParents fails if any directory on the way from the root to rel is
+// a symbolic link, through which a write would leave the root (or land
+// elsewhere in it than the name says).
+func noLinkParents(root *os.Root, rel string) error {
 	parts := strings.Split(rel, "/")
-	p := dir
+	p := ""
 	for _, part := range parts[:len(parts)-1] {
-		p = filepath.Join(p, part)
-		fi, err := os.Lstat(p)
+		p = path.Join(p, part)
+		fi, err := root.Lstat(p)
 		if errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
@@ -367,7 +429,7 @@ func noLinkParents(dir, rel string) error {
 			return err
 		}
 		if fi.Mode()&os.ModeSymlink != 0 {
-			return fmt.Errorf("entry %q would be written through the symbolic link %s", rel, strings.TrimPrefix(p, dir+"/"))
+			return fmt.Errorf("entry %q would be written through the symbolic link %s", rel, p)
 		}
 	}
 	return nil

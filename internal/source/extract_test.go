@@ -208,6 +208,8 @@ func FuzzReadAr(f *testing.F) {
 	f.Add(deb(f, "", file("./a", 0o644), symlink("./b", "/etc")))
 	f.Add(deb(f, ".gz", dir("./d/"), file("./d/x", 0o755)))
 	f.Add([]byte(arMagic + "short"))
+	f.Add(deb(f, "", symlink("./a", ".."), &tar.Header{Name: "./a/", Typeflag: tar.TypeDir, Mode: 0o777}))
+	f.Add(deb(f, "", dir("./d/"), symlink("./d/l", "../.."), file("./d/l/x", 0o644)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ReadAr(bytes.NewReader(data), func(name string, size int64, body io.Reader) error {
 			if name == "" || strings.Contains(name, "/") || size < 0 {
@@ -217,12 +219,16 @@ func FuzzReadAr(f *testing.F) {
 			return err
 		})
 		parent := t.TempDir()
+		os.Chmod(parent, 0o700)
 		target := filepath.Join(parent, "t")
 		os.Mkdir(target, 0o755)
 		ExtractDeb(context.Background(), bytes.NewReader(data), target)
 		entries, _ := os.ReadDir(parent)
 		if len(entries) != 1 {
 			t.Fatalf("extraction wrote beside its target: %v", entries)
+		}
+		if fi, err := os.Stat(parent); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Fatalf("extraction changed the directory above its target: %v %v", fi.Mode(), err)
 		}
 	})
 }

@@ -26,7 +26,10 @@ type Fetcher struct {
 	repo     *cache.Store
 	goc      *goCmd
 	progress *ui.Progress
-	// Client downloads archives.
+	// Net bounds the downloads of archives in time.
+	Net Network
+	// Client, if not nil, downloads archives instead of a client made
+	// from Net (whose Answer and Stall bounds apply to it too).
 	Client *http.Client
 }
 
@@ -39,7 +42,7 @@ func NewFetcher(ws *workspace.Workspace, p *ui.Progress) *Fetcher {
 		repo:     &cache.Store{Dir: ws.RepoCache()},
 		goc:      &goCmd{modCache: ModCache(ws)},
 		progress: p,
-		Client:   http.DefaultClient,
+		Net:      DefaultNetwork,
 	}
 	if fi, err := os.Stat(repoGoProxy(ws)); err == nil && fi.IsDir() {
 		f.goc.proxyFirst = "file://" + repoGoProxy(ws)
@@ -67,10 +70,13 @@ const (
 )
 
 // Fetch fetches each source in turn and stops at the first failure, which
-// leaves the cache as it was before that source.
+// leaves the cache as it was before that source, or when ctx is done.
 func (f *Fetcher) Fetch(ctx context.Context, srcs []*Source) ([]Result, error) {
 	var out []Result
 	for _, s := range srcs {
+		if err := ctx.Err(); err != nil {
+			return out, fmt.Errorf("fetch %s: %w", s.Name, err)
+		}
 		step := f.progress.Start("fetch %s (%s %s)", s.Name, s.Kind, s.Ref())
 		status, err := f.fetch(ctx, s, step)
 		if err = step.Done(err); err != nil {
@@ -89,16 +95,22 @@ func (f *Fetcher) fetch(ctx context.Context, s *Source, step *ui.Step) (string, 
 		return f.fetchDebSrcCached(ctx, s)
 	case Deb, Archive, Npm:
 		d := s.Digest()
-		if err := f.local.Verify(d); err == nil {
+		if err := f.local.Verify(ctx, d); err == nil {
 			return Cached, nil
+		} else if ctx.Err() != nil {
+			return "", ctx.Err()
 		} else if !cache.IsNotExist(err) {
-			// A damaged copy is never used: drop it and fetch anew.
+			// A damaged copy, or something else than a file in its
+			// place, is never used: drop it (a link, not what it points
+			// to) and fetch anew.
 			if err := os.Remove(f.local.Path(d)); err != nil {
 				return "", err
 			}
 		}
-		if f.repo.Has(d) {
-			if err := f.local.CopyFrom(f.repo, d); err != nil {
+		// Whatever is in the in-repo cache's place is taken or refused:
+		// a link or a FIFO there fails the fetch, naming it.
+		if _, err := os.Lstat(f.repo.Path(d)); err == nil {
+			if err := f.local.CopyFrom(ctx, f.repo, d); err != nil {
 				return "", fmt.Errorf("in-repo cache: %w", err)
 			}
 			return FromRepo, nil
@@ -117,30 +129,10 @@ func (f *Fetcher) fetch(ctx context.Context, s *Source, step *ui.Step) (string, 
 // fetchArchive downloads an archive and stores it if it matches d.
 func (f *Fetcher) fetchArchive(ctx context.Context, s *Source, d digest.Digest, step *ui.Step) error {
 	u := s.ArchiveURL()
-	resp, err := httpOpen(ctx, f.Client, u)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	err = f.local.Put(resp.Body, d, func(n int64) { step.Bytes(n, resp.ContentLength) })
+	err := f.get(ctx, u, func(body io.Reader, size int64) error {
+		return f.local.Put(body, d, func(n int64) { step.Bytes(n, size) })
+	})
 	return describeMismatch(u, err)
-}
-
-// httpOpen starts a GET of u and returns the response if it is a 200.
-func httpOpen(ctx context.Context, c *http.Client, u string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
-	}
-	return resp, nil
 }
 
 // fetchDeb downloads a Debian package with apt-get and stores it if it
@@ -155,7 +147,7 @@ func (f *Fetcher) fetchDeb(ctx context.Context, s *Source, d digest.Digest) erro
 	if err != nil {
 		return err
 	}
-	return describeMismatch(filepath.Base(file), f.local.PutFile(file, d))
+	return describeMismatch(filepath.Base(file), f.local.PutFile(ctx, file, d))
 }
 
 func (s *Source) arch() string {
@@ -169,7 +161,7 @@ func (s *Source) arch() string {
 // the path of the .deb.
 func aptDownload(ctx context.Context, dir, pkg, arch, version string) (string, error) {
 	spec := pkg + ":" + arch + "=" + version
-	cmd := exec.CommandContext(ctx, "apt-get", "download", "-q", spec)
+	cmd := command(ctx, "apt-get", "download", "-q", spec)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -279,9 +271,10 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// copyFile copies src to dst through a temporary file.
-func copyFile(dst, src string) error {
-	in, err := os.Open(src)
+// copyFile copies src, a regular file of a cache, to dst through a
+// temporary file.
+func copyFile(ctx context.Context, dst, src string) error {
+	in, err := cache.Open(src)
 	if err != nil {
 		return err
 	}
@@ -294,7 +287,7 @@ func copyFile(dst, src string) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
+	if _, err := io.Copy(tmp, ctxReader{ctx, in}); err != nil {
 		tmp.Close()
 		return err
 	}

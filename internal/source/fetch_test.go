@@ -178,7 +178,7 @@ func buildOffline(t *testing.T, ws *workspace.Workspace, lock *Lock, pkg string)
 
 func copyFileT(t *testing.T, dst, src string) {
 	t.Helper()
-	if err := copyFile(dst, src); err != nil {
+	if err := copyFile(context.Background(), dst, src); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -264,7 +264,7 @@ func TestArchiveFetch(t *testing.T) {
 	if res, err := f.Fetch(ctx, cfg.Sources[:1]); err != nil || res[0].Status != Fetched {
 		t.Fatalf("refetch: %v %+v", err, res)
 	}
-	if err := store.Verify(d); err != nil {
+	if err := store.Verify(ctx, d); err != nil {
 		t.Fatal(err)
 	}
 

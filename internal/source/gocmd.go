@@ -58,7 +58,7 @@ func (g *goCmd) env(mod string) []string {
 // run runs go with args in dir and returns its standard output. On failure
 // the error carries the command's standard error.
 func (g *goCmd) run(ctx context.Context, dir, mod string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd := command(ctx, "go", args...)
 	cmd.Dir = dir
 	cmd.Env = g.env(mod)
 	var stdout, stderr bytes.Buffer

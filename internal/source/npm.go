@@ -16,6 +16,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/mod/semver"
+
+	"github.com/hashbang/stack/internal/cache"
 )
 
 // An npm source is a package of the npm registry at an exact version,
@@ -88,7 +90,7 @@ func integrity(d digest.Digest) string {
 // returns its path and the integrity the registry published for it.
 func npmPack(ctx context.Context, dir, pkg, version string) (file, integrity string, err error) {
 	spec := pkg + "@" + version
-	cmd := exec.CommandContext(ctx, "npm", "pack", spec, "--json", "--ignore-scripts", "--pack-destination", dir)
+	cmd := command(ctx, "npm", "pack", spec, "--json", "--ignore-scripts", "--pack-destination", dir)
 	cmd.Dir = dir
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -129,7 +131,7 @@ func (f *Fetcher) fetchNpm(ctx context.Context, s *Source, d digest.Digest) erro
 	if err != nil {
 		return err
 	}
-	return describeMismatch(filepath.Base(file), f.local.PutFile(file, d))
+	return describeMismatch(filepath.Base(file), f.local.PutFile(ctx, file, d))
 }
 
 // pinNpm downloads s at its version, pins it by the sha512 of the tarball
@@ -140,7 +142,7 @@ func (u *Updater) pinNpm(ctx context.Context, tmp string, s *Source) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(file)
+	f, err := cache.OpenRegular(file)
 	if err != nil {
 		return err
 	}
@@ -148,7 +150,7 @@ func (u *Updater) pinNpm(ctx context.Context, tmp string, s *Source) error {
 	if strings.HasPrefix(s.Hash, "sha256:") {
 		alg = digest.SHA256
 	}
-	d, err := alg.FromReader(f)
+	d, err := alg.FromReader(ctxReader{ctx, f})
 	f.Close()
 	if err != nil {
 		return err
@@ -161,14 +163,14 @@ func (u *Updater) pinNpm(ctx context.Context, tmp string, s *Source) error {
 	} else {
 		s.Hash = d.String()
 	}
-	return u.fetcher.local.PutFile(file, d)
+	return u.fetcher.local.PutFile(ctx, file, d)
 }
 
 // latestNpm returns the newest release of the package within the source's
 // track, as the registry lists it. Prereleases are taken only by a source
 // already on one.
 func latestNpm(ctx context.Context, s *Source) (string, error) {
-	cmd := exec.CommandContext(ctx, "npm", "view", s.Package, "versions", "--json")
+	cmd := command(ctx, "npm", "view", s.Package, "versions", "--json")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

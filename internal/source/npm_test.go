@@ -147,7 +147,7 @@ func TestNpmFetch(t *testing.T) {
 		}
 		t.Fatal(err)
 	}
-	if err := (&cache.Store{Dir: ws.Cache}).Verify(s.Digest()); err != nil {
+	if err := (&cache.Store{Dir: ws.Cache}).Verify(context.Background(), s.Digest()); err != nil {
 		t.Fatal(err)
 	}
 	dir, err := Extract(ctx, ws, s)

@@ -29,7 +29,7 @@ func Save(ctx context.Context, ws *workspace.Workspace, srcs []*Source) (int, er
 			if repo.Has(d) {
 				continue
 			}
-			if err := repo.CopyFrom(local, d); err != nil {
+			if err := repo.CopyFrom(ctx, local, d); err != nil {
 				return n, fmt.Errorf("save %s: %w", s.Name, describeMismatch("cached file", err))
 			}
 			n++
@@ -64,7 +64,7 @@ func Save(ctx context.Context, ws *workspace.Workspace, srcs []*Source) (int, er
 				var err error
 				switch {
 				case fileExists(src):
-					err = copyFile(dst, src)
+					err = copyFile(ctx, dst, src)
 				case ext == ".info":
 					// The go command asks a proxy for .info before the zip;
 					// the module cache lacks it for modules it resolved

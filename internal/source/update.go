@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -149,7 +148,7 @@ func (u *Updater) resolve(ctx context.Context, s *Source, version string) (*Sour
 		if err != nil {
 			return nil, nil, err
 		}
-		return &next, nil, u.pin(&next, file)
+		return &next, nil, u.pin(ctx, &next, file)
 	case DebSrc:
 		a := aptSrc{dir: aptSrcDir(u.ws)}
 		if err := a.update(ctx); err != nil {
@@ -164,7 +163,7 @@ func (u *Updater) resolve(ctx context.Context, s *Source, version string) (*Sour
 		if err != nil {
 			return nil, nil, err
 		}
-		d, err := publishDebSrc(u.fetcher.local, dsc, s.Package, next.Version, "")
+		d, err := publishDebSrc(ctx, u.fetcher.local, dsc, s.Package, next.Version, "")
 		if err != nil {
 			return nil, nil, err
 		}
@@ -195,18 +194,18 @@ func (u *Updater) resolve(ctx context.Context, s *Source, version string) (*Sour
 }
 
 // pin hashes file, sets it as the pin of s and stores it in the cache.
-func (u *Updater) pin(s *Source, file string) error {
-	f, err := os.Open(file)
+func (u *Updater) pin(ctx context.Context, s *Source, file string) error {
+	f, err := cache.OpenRegular(file)
 	if err != nil {
 		return err
 	}
-	d, err := digest.SHA256.FromReader(f)
+	d, err := digest.SHA256.FromReader(ctxReader{ctx, f})
 	f.Close()
 	if err != nil {
 		return err
 	}
 	s.Hash = d.String()
-	return u.fetcher.local.PutFile(file, d)
+	return u.fetcher.local.PutFile(ctx, file, d)
 }
 
 // download fetches an archive, stores it and returns its digest.
@@ -217,22 +216,22 @@ func (u *Updater) download(ctx context.Context, s *Source) (digest.Digest, error
 	}
 	defer os.RemoveAll(tmp)
 	file := filepath.Join(tmp, "archive")
-	f, err := os.Create(file)
+	err = u.fetcher.get(ctx, s.ArchiveURL(), func(body io.Reader, _ int64) error {
+		// Each attempt starts the file over.
+		f, err := os.Create(file)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(f, body)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
 	if err != nil {
 		return "", err
 	}
-	resp, err := httpOpen(ctx, u.fetcher.Client, s.ArchiveURL())
-	if err == nil {
-		_, err = io.Copy(f, resp.Body)
-		resp.Body.Close()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", err
-	}
-	if err := u.pin(s, file); err != nil {
+	if err := u.pin(ctx, s, file); err != nil {
 		return "", err
 	}
 	return digest.Digest(s.Hash), nil
@@ -276,7 +275,7 @@ func platform(v string) string {
 // latestDeb returns the newest version of the package apt knows within the
 // source's track.
 func latestDeb(ctx context.Context, s *Source) (string, error) {
-	out, err := exec.CommandContext(ctx, "apt-cache", "madison", s.Package).Output()
+	out, err := command(ctx, "apt-cache", "madison", s.Package).Output()
 	if err != nil {
 		return "", fmt.Errorf("apt-cache madison %s: %v", s.Package, err)
 	}
@@ -308,7 +307,7 @@ func latestDeb(ctx context.Context, s *Source) (string, error) {
 
 // debNewer reports whether Debian version a is newer than b, as dpkg orders them.
 func debNewer(ctx context.Context, a, b string) bool {
-	return exec.CommandContext(ctx, "dpkg", "--compare-versions", a, "gt", b).Run() == nil
+	return command(ctx, "dpkg", "--compare-versions", a, "gt", b).Run() == nil
 }
 
 // followVersion moves replace-local along with its source's version. The

@@ -1,12 +1,14 @@
 package source
 
 import (
+	"archive/zip"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"golang.org/x/mod/module"
@@ -66,13 +68,21 @@ func verifyOne(ctx context.Context, ws *workspace.Workspace, s *Source) Status {
 	bad := func(item string, err error) {
 		st.Problems = append(st.Problems, Problem{Source: s.Name, Item: item, Msg: err.Error()})
 	}
+	if ctx.Err() != nil {
+		bad("", ctx.Err())
+		return st
+	}
 	switch s.Kind {
 	case Deb, Archive, Npm:
 		d := s.Digest()
 		for _, store := range []*cache.Store{{Dir: ws.Cache}, {Dir: ws.RepoCache()}} {
-			err := store.Verify(d)
+			err := store.Verify(ctx, d)
 			if cache.IsNotExist(err) {
 				continue
+			}
+			if ctx.Err() != nil {
+				bad("", ctx.Err())
+				return st
 			}
 			st.Artifacts++
 			if err != nil {
@@ -83,7 +93,7 @@ func verifyOne(ctx context.Context, ws *workspace.Workspace, s *Source) Status {
 	case DebSrc:
 		d := s.Digest()
 		for i, store := range []*cache.Store{{Dir: ws.Cache}, {Dir: ws.RepoCache()}} {
-			n, complete, problems := verifyDebSrc(store, d)
+			n, complete, problems := verifyDebSrc(ctx, store, d)
 			st.Artifacts += n
 			if i == 0 {
 				st.Cached = complete
@@ -119,7 +129,7 @@ func verifyOne(ctx context.Context, ws *workspace.Workspace, s *Source) Status {
 					bad("", ctx.Err())
 					return st
 				}
-				n, cached, err := verifyModule(mc.downloads, mc.extracted, l)
+				n, cached, err := verifyModule(ctx, mc.downloads, mc.extracted, l)
 				st.Artifacts += n
 				if i == 0 && !l.GoMod && !cached {
 					st.Cached = false
@@ -137,37 +147,107 @@ func verifyOne(ctx context.Context, ws *workspace.Workspace, s *Source) Status {
 // directory of extracted trees if not empty, hold of one go.sum line: the
 // go.mod file, or the zip and the extracted tree. It returns how many
 // artifacts it checked and whether the zip is there.
-func verifyModule(downloads, extracted string, l SumLine) (int, bool, error) {
+//
+// Every file is read as cache.Open reads it: a link, a FIFO or a device in
+// the place of a file is found damaged, never followed nor read.
+func verifyModule(ctx context.Context, downloads, extracted string, l SumLine) (int, bool, error) {
 	m := l.Mod()
 	if l.GoMod {
 		p := downloadPath(downloads, m, ".mod")
-		if !fileExists(p) {
+		if !lexists(p) {
 			return 0, false, nil
 		}
-		h, err := dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) { return os.Open(p) })
+		h, err := dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) { return openCached(ctx, p) })
 		return 1, true, compareHash("cached go.mod", p, l.Hash, h, err)
 	}
 	n := 0
 	var errs []error
 	zip := downloadPath(downloads, m, ".zip")
-	cached := fileExists(zip)
+	cached := lexists(zip)
 	if cached {
 		n++
-		h, err := dirhash.HashZip(zip, dirhash.Hash1)
+		h, err := hashZip(ctx, zip)
 		if err := compareHash("cached zip", zip, l.Hash, h, err); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if dir := extractedPath(extracted, m); extracted != "" {
-		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		if fi, err := os.Lstat(dir); err == nil && fi.IsDir() {
 			n++
-			h, err := dirhash.HashDir(dir, m.Path+"@"+m.Version, dirhash.Hash1)
+			h, err := hashDir(ctx, dir, m.Path+"@"+m.Version)
 			if err := compareHash("extracted tree", dir, l.Hash, h, err); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	return n, cached, errors.Join(errs...)
+}
+
+// lexists reports whether anything, a link included, is at p.
+func lexists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// openCached opens a file of a cache as cache.Open does; reading it fails
+// once ctx is done.
+func openCached(ctx context.Context, p string) (io.ReadCloser, error) {
+	f, err := cache.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	return ctxReadCloser{ctxReader{ctx, f}, f}, nil
+}
+
+type ctxReadCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// hashZip is dirhash.HashZip reading the zip as openCached does.
+func hashZip(ctx context.Context, p string) (string, error) {
+	f, err := cache.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	z, err := zip.NewReader(f, fi.Size())
+	if err != nil {
+		return "", err
+	}
+	var files []string
+	zfiles := make(map[string]*zip.File)
+	for _, file := range z.File {
+		files = append(files, file.Name)
+		zfiles[file.Name] = file
+	}
+	return dirhash.Hash1(files, func(name string) (io.ReadCloser, error) {
+		zf := zfiles[name]
+		if zf == nil {
+			return nil, fmt.Errorf("file %q not found in zip", name)
+		}
+		r, err := zf.Open()
+		if err != nil {
+			return nil, err
+		}
+		return ctxReadCloser{ctxReader{ctx, r}, r}, nil
+	})
+}
+
+// hashDir is dirhash.HashDir reading each file as openCached does. The go
+// command extracts no links, FIFOs or devices: one in the tree is damage.
+func hashDir(ctx context.Context, dir, prefix string) (string, error) {
+	files, err := dirhash.DirFiles(dir, prefix)
+	if err != nil {
+		return "", err
+	}
+	return dirhash.Hash1(files, func(name string) (io.ReadCloser, error) {
+		return openCached(ctx, filepath.Join(dir, filepath.FromSlash(strings.TrimPrefix(name, prefix+"/"))))
+	})
 }
 
 // compareHash turns the outcome of hashing a cached artifact at path (what
