@@ -71,6 +71,9 @@ func (n *Node) writeState(s *State) error {
 	return atomicfile.WriteFile(n.statePath(), append(data, '\n'), 0o600)
 }
 
+// Proc is the recorded process of component.
+func (s *State) Proc(component string) (Proc, bool) { return s.proc(component) }
+
 func (s *State) proc(component string) (Proc, bool) {
 	for _, p := range s.Procs {
 		if p.Component == component {
