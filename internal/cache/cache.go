@@ -142,8 +142,10 @@ func describeMode(m fs.FileMode) string {
 	return "a special file"
 }
 
-// ctxReader fails once ctx is done, so that long copies and hashes stop
-// promptly on cancellation.
+// ContextReader returns a reader of r that fails once ctx is done, so that
+// long copies and hashes stop promptly on cancellation.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader

@@ -260,7 +260,7 @@ func checkDscFile(ctx context.Context, path string, fl DscFile) error {
 	}
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, ctxReader{ctx, f})
+	n, err := io.Copy(h, cache.ContextReader(ctx, f))
 	if err != nil {
 		return fmt.Errorf("%s: %w", fl.Name, err)
 	}

@@ -266,7 +266,7 @@ func extractTar(ctx context.Context, r io.Reader, dir string) error {
 		return err
 	}
 	defer root.Close()
-	tr := tar.NewReader(ctxReader{ctx, r})
+	tr := tar.NewReader(cache.ContextReader(ctx, r))
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -338,7 +338,7 @@ func extractEntry(ctx context.Context, root *os.Root, h *tar.Header, body io.Rea
 		if err != nil {
 			return fmt.Errorf("%s: %w", rel, err)
 		}
-		_, err = io.Copy(f, ctxReader{ctx, body})
+		_, err = io.Copy(f, cache.ContextReader(ctx, body))
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -373,20 +373,6 @@ func extractEntry(ctx context.Context, root *os.Root, h *tar.Header, body io.Rea
 		return fmt.Errorf("%s: refusing special file (tar type %q): a package of tools holds files, directories and links only", rel, h.Typeflag)
 	}
 	return nil
-}
-
-// ctxReader is a reader that fails once ctx is done, so that copying a
-// large entry stops promptly on cancellation.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // safeRel cleans a tar entry name into a slash-separated path relative to

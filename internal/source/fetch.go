@@ -287,7 +287,7 @@ func copyFile(ctx context.Context, dst, src string) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, ctxReader{ctx, in}); err != nil {
+	if _, err := io.Copy(tmp, cache.ContextReader(ctx, in)); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -150,7 +150,7 @@ func (u *Updater) pinNpm(ctx context.Context, tmp string, s *Source) error {
 	if strings.HasPrefix(s.Hash, "sha256:") {
 		alg = digest.SHA256
 	}
-	d, err := alg.FromReader(ctxReader{ctx, f})
+	d, err := alg.FromReader(cache.ContextReader(ctx, f))
 	f.Close()
 	if err != nil {
 		return err

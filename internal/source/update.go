@@ -199,7 +199,7 @@ func (u *Updater) pin(ctx context.Context, s *Source, file string) error {
 	if err != nil {
 		return err
 	}
-	d, err := digest.SHA256.FromReader(ctxReader{ctx, f})
+	d, err := digest.SHA256.FromReader(cache.ContextReader(ctx, f))
 	f.Close()
 	if err != nil {
 		return err

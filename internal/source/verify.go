@@ -196,7 +196,7 @@ func openCached(ctx context.Context, p string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ctxReadCloser{ctxReader{ctx, f}, f}, nil
+	return ctxReadCloser{cache.ContextReader(ctx, f), f}, nil
 }
 
 type ctxReadCloser struct {
@@ -234,7 +234,7 @@ func hashZip(ctx context.Context, p string) (string, error) {
 		if err != nil {
 			return nil, err
 		}
-		return ctxReadCloser{ctxReader{ctx, r}, r}, nil
+		return ctxReadCloser{cache.ContextReader(ctx, r), r}, nil
 	})
 }
 
