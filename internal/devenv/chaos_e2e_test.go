@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -68,5 +70,55 @@ func TestNodeHeals(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+	}
+}
+
+// TestUpConverges stops two components at once and scales health behind
+// stack's back with kubectl, then runs `stack up` (bin/stack of this
+// checkout): both components run again, the scale is recorded as drift in
+// the state repo and taken back, and health answers.
+func TestUpConverges(t *testing.T) {
+	ws, env, n := runningNode(t)
+	ctx := context.Background()
+	st, err := n.ReadState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The supervisor would restart them first: take it away for this test
+	// (stack up starts it again).
+	if st.Supervisor != nil {
+		st.Supervisor.Stop(5 * time.Second)
+	}
+	for _, name := range []string{"kube-scheduler", "kube-proxy"} {
+		p, _ := st.Proc(name)
+		p.Stop(10 * time.Second)
+	}
+	if out, err := n.Kubectl(ctx, nil, "-n", "health", "scale", "deployment", "health", "--replicas=2"); err != nil {
+		t.Fatalf("kubectl scale: %v %s", err, out)
+	}
+	stack := filepath.Join(ws.Root, "bin", "stack")
+	start := time.Now()
+	out, err := exec.Command(stack, "--repo", ws.Root, "--cache", ws.Cache, "up").CombinedOutput()
+	t.Logf("stack up after two components stopped and a kubectl scale (%s):\n%s", time.Since(start).Round(100*time.Millisecond), out)
+	if err != nil {
+		t.Fatalf("stack up: %v", err)
+	}
+	for _, want := range []string{"start kube-scheduler (it had stopped)", "start kube-proxy (it had stopped)", "recorded drift of 1 objects", "took over .spec.replicas is owned by kubectl"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("stack up did not say %q", want)
+		}
+	}
+	replicas, err := n.Kubectl(ctx, nil, "-n", "health", "get", "deployment", "health", "-o", "jsonpath={.spec.replicas}")
+	if err != nil || replicas != "1" {
+		t.Errorf("replicas after stack up: %q %v", replicas, err)
+	}
+	data, _ := ws.DataDir()
+	log, err := exec.Command("git", "--git-dir", filepath.Join(data, "git", "state", env.Cluster+".git"), "log", "-2", "--format=%s").Output()
+	if err != nil || !strings.Contains(string(log), "drift in "+env.Name) {
+		t.Errorf("state repo log:\n%s %v", log, err)
+	}
+	st, _ = n.ReadState()
+	if st.Supervisor == nil || !st.Supervisor.Alive() {
+		t.Error("stack up did not start the supervisor again")
 	}
 }

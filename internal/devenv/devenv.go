@@ -243,13 +243,18 @@ func (e *Env) render(ctx context.Context) (*deploy.Rendered, error) {
 // stack serve.
 func (e *Env) deploy(ctx context.Context, d *deploy.Deployer, r *deploy.Rendered) error {
 	step := e.Progress.Start("deploy %s", e.Env.Name)
-	if _, err := d.Deploy(ctx, r, deploy.Options{Timeout: 3 * time.Minute}); err != nil {
-		if errors.Is(err, deploy.ErrNotReady) {
-			err = fmt.Errorf("%w (kubelet log: %s)", err, e.Node.LogPath("kubelet"))
+	res, err := release.Apply(ctx, e.WS, e.Env, d, r, release.Options{Log: e.Progress}, deploy.Options{Timeout: 3 * time.Minute})
+	if res != nil {
+		for _, o := range res.Objects {
+			for _, f := range o.TakenOver {
+				fmt.Fprintf(e.Progress, "  ! %s: took over %s\n", o.Object, f)
+			}
 		}
-		return step.Done(err)
 	}
-	return step.Done(nil)
+	if errors.Is(err, deploy.ErrNotReady) {
+		err = fmt.Errorf("%w (kubelet log: %s)", err, e.Node.LogPath("kubelet"))
+	}
+	return step.Done(err)
 }
 
 // waitPorts waits until every published host port answers HTTP: after a

@@ -84,24 +84,32 @@ func Deploy(ctx context.Context, ws *workspace.Workspace, env *cluster.Environme
 	if err != nil {
 		return nil, nil, err
 	}
+	res, err := Apply(ctx, ws, env, d, r, o, opts)
+	return res, d, err
+}
+
+// Apply deploys r with d: a protected environment through its signature
+// gate; an unprotected one after recording drift (as `stack diff
+// --record` does), taking back the fields of kubectl's everyday edits
+// (deploy.KubectlManagers) unless opts says which managers to take back.
+func Apply(ctx context.Context, ws *workspace.Workspace, env *cluster.Environment, d *deploy.Deployer, r *deploy.Rendered, o Options, opts deploy.Options) (*deploy.Result, error) {
 	if env.Protected {
-		if d.Gate, err = Gate(ctx, ws, env, o.Root, o.Log); err != nil {
-			return nil, d, err
+		gate, err := Gate(ctx, ws, env, o.Root, o.Log)
+		if err != nil {
+			return nil, err
 		}
+		d.Gate = gate
 	} else {
-		// Manual changes in an unprotected environment: drift is
-		// recorded first, then kubectl's own fields are taken back.
 		if opts.TakeBack == nil {
 			opts.TakeBack = deploy.KubectlManagers
 		}
 		if !opts.DryRun {
 			if err := recordDrift(ctx, d, o.Log); err != nil {
-				return nil, d, err
+				return nil, err
 			}
 		}
 	}
-	res, err := d.Deploy(ctx, r, opts)
-	return res, d, err
+	return d.Deploy(ctx, r, opts)
 }
 
 // recordDrift commits what changed behind stack's back since the last

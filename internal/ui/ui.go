@@ -72,6 +72,21 @@ func NewProgress(w io.Writer) *Progress {
 	return &Progress{w: w, live: IsTerminal(w)}
 }
 
+// Write prints p as plain lines between the steps (on a terminal, over the
+// current step's line), so that a Progress can stand where an io.Writer
+// is wanted; a nil Progress discards them.
+func (p *Progress) Write(b []byte) (int, error) {
+	if p == nil {
+		return len(b), nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.live {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+	return p.w.Write(b)
+}
+
 // Step is one unit of work shown by a Progress.
 type Step struct {
 	p     *Progress
