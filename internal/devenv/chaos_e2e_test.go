@@ -103,7 +103,7 @@ func TestUpConverges(t *testing.T) {
 	if err != nil {
 		t.Fatalf("stack up: %v", err)
 	}
-	for _, want := range []string{"start kube-scheduler (it had stopped)", "start kube-proxy (it had stopped)", "recorded drift of 1 objects", "took over .spec.replicas is owned by kubectl"} {
+	for _, want := range []string{"start kube-scheduler (it had stopped)", "start kube-proxy (it had stopped)", "recorded drift of ", "took over .spec.replicas is owned by kubectl"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("stack up did not say %q", want)
 		}
@@ -113,9 +113,15 @@ func TestUpConverges(t *testing.T) {
 		t.Errorf("replicas after stack up: %q %v", replicas, err)
 	}
 	data, _ := ws.DataDir()
-	log, err := exec.Command("git", "--git-dir", filepath.Join(data, "git", "state", env.Cluster+".git"), "log", "-2", "--format=%s").Output()
+	// The drift commit (before the deploy that took the field back)
+	// holds the scaled Deployment.
+	state := filepath.Join(data, "git", "state", env.Cluster+".git")
+	log, err := exec.Command("git", "--git-dir", state, "log", "-1", "--format=%s", "main~1").Output()
 	if err != nil || !strings.Contains(string(log), "drift in "+env.Name) {
-		t.Errorf("state repo log:\n%s %v", log, err)
+		t.Errorf("state repo: main~1 is %q (%v), want the drift commit", log, err)
+	}
+	if show, err := exec.Command("git", "--git-dir", state, "show", "main~1:health/deployment.apps/health.yaml").Output(); err != nil || !strings.Contains(string(show), "replicas: 2") {
+		t.Errorf("the drift commit does not hold replicas: 2: %v\n%s", err, show)
 	}
 	st, _ = n.ReadState()
 	if st.Supervisor == nil || !st.Supervisor.Alive() {
