@@ -131,6 +131,16 @@ func (s *policySource) current() *Policy {
 	if files.equal(s.files) || files.equal(s.bad) {
 		return s.cur
 	}
+	// Fail closed: a file that disappears (a missing git.yaml would mean
+	// the permissive default) keeps the last good policy, as an invalid
+	// one does.
+	for i, name := range append(slices.Clone(Groups), AccessFile) {
+		if s.files[i] != nil && files[i] == nil {
+			s.bad = files
+			s.log.Error("config file disappeared; keeping the last good config: restore it", "file", filepath.Join(s.dir, name))
+			return s.cur
+		}
+	}
 	p, err := parsePolicy(s.dir, files)
 	if err != nil {
 		s.bad = files

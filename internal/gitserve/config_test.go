@@ -1,6 +1,9 @@
 package gitserve
 
 import (
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -15,5 +18,44 @@ func TestAccessDuplicateKeys(t *testing.T) {
 		if _, err := ParseAccess([]byte(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseAccess(%q) = %v, want %q", tc.in, err, tc.want)
 		}
+	}
+}
+
+// TestPolicyFailsClosed: git.yaml that disappears while the server runs
+// would mean the permissive default; the last good rules stay instead, and
+// so they do for an invalid one. Restoring a file is picked up again.
+func TestPolicyFailsClosed(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	strict := "repos:\n  \"*\": {read: [\"@admins\"], write: [\"@admins\"]}\n"
+	write(AccessFile, strict)
+	var logs strings.Builder
+	s, err := newPolicySource(dir, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := Identity{Groups: []string{"developers"}}
+	if s.current().Access.Allowed(dev, "stack", false) {
+		t.Fatal("the strict rules let a developer read")
+	}
+	os.Remove(filepath.Join(dir, AccessFile))
+	if s.current().Access.Allowed(dev, "stack", false) {
+		t.Error("git.yaml removed: the permissive default took over")
+	}
+	if !strings.Contains(logs.String(), "config file disappeared; keeping the last good config") {
+		t.Errorf("not said loudly:\n%s", logs.String())
+	}
+	write(AccessFile, "repos: [\n")
+	if s.current().Access.Allowed(dev, "stack", false) {
+		t.Error("git.yaml invalid: the last good rules were dropped")
+	}
+	write(AccessFile, "repos:\n  \"*\": {read: [\"@developers\", \"@admins\"], write: [\"@admins\"]}\n")
+	if !s.current().Access.Allowed(dev, "stack", false) {
+		t.Error("a restored, valid git.yaml was not picked up")
 	}
 }
