@@ -324,6 +324,18 @@ func (ts *testServer) serverRev(repo, ref string) string {
 }
 
 // commit makes a commit in the working tree dir changing file.
+// cloneAndPush clones the stack repository into DIR/work as the admin,
+// commits a file and pushes it to main; it returns the work tree and the
+// commit.
+func (ts *testServer) cloneAndPush() (work, commit string) {
+	ts.t.Helper()
+	work = filepath.Join(ts.dir, "work")
+	ts.git(adminKey, ts.dir, "clone", "-q", ts.url("stack"), work)
+	commit = ts.commit(work, "a", "1\n")
+	ts.git(adminKey, work, "push", "-q", "origin", "HEAD:refs/heads/main")
+	return work, commit
+}
+
 func (ts *testServer) commit(dir, file, content string) string {
 	ts.t.Helper()
 	writeFile(ts.t, filepath.Join(dir, file), content)

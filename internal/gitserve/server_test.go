@@ -218,10 +218,7 @@ func TestPermissions(t *testing.T) {
 	if _, err := Create(ts.data, "secret"); err != nil {
 		t.Fatal(err)
 	}
-	work := filepath.Join(ts.dir, "work")
-	ts.git(adminKey, ts.dir, "clone", "-q", ts.url("stack"), work)
-	first := ts.commit(work, "a", "1\n")
-	ts.git(adminKey, work, "push", "-q", "origin", "HEAD:refs/heads/main")
+	work, first := ts.cloneAndPush()
 
 	// A developer reads but cannot push.
 	ts.git(devKey, ts.dir, "ls-remote", ts.url("stack"))
@@ -253,10 +250,7 @@ func TestPermissions(t *testing.T) {
 
 func TestPreReceiveRejects(t *testing.T) {
 	ts := startServer(t, "")
-	work := filepath.Join(ts.dir, "work")
-	ts.git(adminKey, ts.dir, "clone", "-q", ts.url("stack"), work)
-	first := ts.commit(work, "a", "1\n")
-	ts.git(adminKey, work, "push", "-q", "origin", "HEAD:refs/heads/main")
+	work, first := ts.cloneAndPush()
 	ts.commit(work, "a", "2\n")
 
 	out, err := ts.run(adminKey, work, nil, "git", "push", "origin", "HEAD:refs/heads/main", "HEAD:"+forbiddenRef)
@@ -412,10 +406,7 @@ func TestCommandRefusedWhileShuttingDown(t *testing.T) {
 // is in the server's log only.
 func TestRetiredKeyRefused(t *testing.T) {
 	ts := startServer(t, "")
-	work := filepath.Join(ts.dir, "work")
-	ts.git(adminKey, ts.dir, "clone", "-q", ts.url("stack"), work)
-	first := ts.commit(work, "a", "1\n")
-	ts.git(adminKey, work, "push", "-q", "origin", "HEAD:refs/heads/main")
+	work, first := ts.cloneAndPush()
 	ts.commit(work, "a", "2\n")
 	for _, tc := range []struct{ option, reason string }{
 		{`valid-before="20200101Z"`, "admin@example.org's key expired at 2020-01-01T00:00:00Z"},

@@ -50,10 +50,10 @@ func (n *Node) down(ctx context.Context, p *ui.Progress, purge bool) error {
 	if st.Supervisor != nil {
 		errs = append(errs, st.Supervisor.Stop(5*time.Second))
 	}
-	if kubelet, ok := st.proc("kubelet"); ok {
+	if kubelet, ok := st.Proc("kubelet"); ok {
 		errs = append(errs, kubelet.Stop(10*time.Second))
 	}
-	if ctd, ok := st.proc("containerd"); ok && ctd.Alive() {
+	if ctd, ok := st.Proc("containerd"); ok && ctd.Alive() {
 		n.removeContainers(ctx)
 	}
 	for i := len(st.Procs) - 1; i >= 0; i-- {
@@ -212,7 +212,7 @@ func (n *Node) Status(ctx context.Context) ([]ComponentStatus, error) {
 	var out []ComponentStatus
 	for _, c := range n.components() {
 		cs := ComponentStatus{Component: c.Name, State: "stopped", Log: n.LogPath(c.Name)}
-		p, ok := st.proc(c.Name)
+		p, ok := st.Proc(c.Name)
 		if ok && p.Failed != "" && !p.Alive() {
 			cs.State = p.Failed
 		}

@@ -311,7 +311,7 @@ func TestSuperviseRestarts(t *testing.T) {
 	kill := func() Proc {
 		t.Helper()
 		st, _ := n.ReadState()
-		p, _ := st.proc("kube-scheduler")
+		p, _ := st.Proc("kube-scheduler")
 		syscall.Kill(p.PID, syscall.SIGKILL)
 		for p.Alive() {
 			time.Sleep(10 * time.Millisecond)
@@ -324,7 +324,7 @@ func TestSuperviseRestarts(t *testing.T) {
 		t.Fatalf("round: %v %v", done, err)
 	}
 	st, _ = n.ReadState()
-	p, _ = st.proc("kube-scheduler")
+	p, _ = st.Proc("kube-scheduler")
 	if !p.Alive() || p.PID == old.PID || len(p.Restarts) != 1 || strings.Join(p.Args, " ") != strings.Join(c.Args, " ") {
 		t.Fatalf("not restarted as it was: %+v (was pid %d)", p, old.PID)
 	}
@@ -332,12 +332,12 @@ func TestSuperviseRestarts(t *testing.T) {
 	old = kill()
 	n.superviseOnce(now.Add(500*time.Millisecond), quiet)
 	st, _ = n.ReadState()
-	if p, _ = st.proc("kube-scheduler"); p.Alive() {
+	if p, _ = st.Proc("kube-scheduler"); p.Alive() {
 		t.Fatal("restarted within its backoff")
 	}
 	n.superviseOnce(now.Add(1500*time.Millisecond), quiet)
 	st, _ = n.ReadState()
-	if p, _ = st.proc("kube-scheduler"); !p.Alive() || len(p.Restarts) != 2 {
+	if p, _ = st.Proc("kube-scheduler"); !p.Alive() || len(p.Restarts) != 2 {
 		t.Fatalf("not restarted after its backoff: %+v", p)
 	}
 	// Three more deaths, each after its backoff, then the crash loop.
@@ -350,7 +350,7 @@ func TestSuperviseRestarts(t *testing.T) {
 	kill()
 	n.superviseOnce(at.Add(maxBackoff), quiet)
 	st, _ = n.ReadState()
-	p, _ = st.proc("kube-scheduler")
+	p, _ = st.Proc("kube-scheduler")
 	if p.Alive() || !strings.HasPrefix(p.Failed, "crash loop: exited 6 times") || !strings.Contains(p.Failed, "started") {
 		t.Fatalf("crash loop not reported with the log: %+v", p)
 	}

@@ -3,7 +3,6 @@ package node
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -189,13 +188,10 @@ func tailLines(path string, n int) string {
 	return strings.Join(lines, " | ")
 }
 
-// ErrNotNode is returned by SuperviseDir for a directory holding no node.
-var ErrNotNode = errors.New("no node there")
-
 // SuperviseDir runs the supervisor of the node whose data directory is dir.
 func SuperviseDir(ctx context.Context, dir string, log *slog.Logger) error {
 	if _, err := os.Stat(filepath.Join(dir, "state.json")); err != nil {
-		return fmt.Errorf("supervise %s: %w: start the node with stack up", dir, ErrNotNode)
+		return fmt.Errorf("supervise %s: no node there (%v): start the node with stack up", dir, err)
 	}
 	return (&Node{Dir: dir}).Supervise(ctx, log)
 }

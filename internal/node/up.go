@@ -72,9 +72,7 @@ func (n *Node) writeState(s *State) error {
 }
 
 // Proc is the recorded process of component.
-func (s *State) Proc(component string) (Proc, bool) { return s.proc(component) }
-
-func (s *State) proc(component string) (Proc, bool) {
+func (s *State) Proc(component string) (Proc, bool) {
 	for _, p := range s.Procs {
 		if p.Component == component {
 			return p, true
@@ -165,7 +163,7 @@ func (n *Node) Up(ctx context.Context, p *ui.Progress) error {
 	}
 	for _, c := range n.components() {
 		what := "start " + c.Name
-		if proc, ok := st.proc(c.Name); ok && proc.Alive() {
+		if proc, ok := st.Proc(c.Name); ok && proc.Alive() {
 			hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			herr := c.Health(hctx)
 			cancel()
