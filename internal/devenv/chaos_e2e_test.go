@@ -10,6 +10,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hashbang/stack/internal/node"
+	"github.com/hashbang/stack/internal/registry"
 )
 
 // healBound is how long a node may take, after one of its components is
@@ -17,12 +20,14 @@ import (
 const healBound = 90 * time.Second
 
 // TestNodeHeals kills each component of the running development node in
-// turn with SIGKILL, as an unlucky operator does, and checks that the
-// supervisor brings it back: a new process, the node Ready, and health
-// answering on http://localhost:2321 within healBound. It runs after
-// `stack up` (STACK_E2E=CACHE).
+// turn with SIGKILL, as an unlucky operator does, and the `stack serve`
+// that stack up started, and checks that the supervisor brings each back:
+// a new process, the node Ready, health answering on
+// http://localhost:2321 and the registry on 127.0.0.1:5000 within
+// healBound; the deploy made before the kills is still the state repo's
+// head. It runs after `stack up` (STACK_E2E=CACHE).
 func TestNodeHeals(t *testing.T) {
-	_, _, n := runningNode(t)
+	ws, env, n := runningNode(t)
 	ctx := context.Background()
 	st, err := n.ReadState()
 	if err != nil {
@@ -43,14 +48,30 @@ func TestNodeHeals(t *testing.T) {
 			return false
 		}
 		ready, err := n.Kubectl(ctx, nil, "get", "node", n.Name, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
-		return err == nil && ready == "True"
+		return err == nil && ready == "True" && registryUp(ctx, registry.DefaultAddr)
 	}
-	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "kube-proxy"} {
+	data, _ := ws.DataDir()
+	state := filepath.Join(data, "git", "state", env.Cluster+".git")
+	head := func() string {
+		out, _ := exec.Command("git", "--git-dir", state, "rev-parse", "main").Output()
+		return strings.TrimSpace(string(out))
+	}
+	deployed := head()
+	if deployed == "" {
+		t.Fatalf("no deploy recorded in %s", state)
+	}
+	lookup := func(st *node.State, name string) (node.Proc, bool) {
+		if name == serveService {
+			return st.Service(name)
+		}
+		return st.Proc(name)
+	}
+	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "kube-proxy", serveService} {
 		st, err := n.ReadState()
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, ok := st.Proc(name)
+		p, ok := lookup(st, name)
 		if !ok || !p.Alive() {
 			t.Fatalf("%s does not run before the kill: %+v", name, p)
 		}
@@ -60,7 +81,7 @@ func TestNodeHeals(t *testing.T) {
 		}
 		for {
 			st, _ := n.ReadState()
-			q, _ := st.Proc(name)
+			q, _ := lookup(st, name)
 			if q.PID != p.PID && q.Alive() && healthy() {
 				t.Logf("%s: killed pid %d, back as pid %d and the node healthy after %s", name, p.PID, q.PID, time.Since(killed).Round(100*time.Millisecond))
 				break
@@ -70,6 +91,9 @@ func TestNodeHeals(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+	}
+	if h := head(); h != deployed {
+		t.Errorf("the state repo's head moved from %.12s to %.12s during the kills", deployed, h)
 	}
 }
 

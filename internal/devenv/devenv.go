@@ -18,7 +18,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"time"
@@ -286,18 +285,11 @@ func (e *Env) waitPorts(ctx context.Context, ports map[int]string) error {
 	return nil
 }
 
-// Down takes the environment down: the node, then the registry if Up
-// started it.
+// Down takes the environment down: the node, and the registry if Up
+// started it (a service of the node).
 func (e *Env) Down(ctx context.Context, purge bool) error {
-	err := e.Node.Down(ctx, e.Progress, purge)
-	if serr := e.stopServe(); serr != nil {
-		err = errors.Join(err, serr)
-	}
-	return err
+	return e.Node.Down(ctx, e.Progress, purge)
 }
-
-// serveState is where Up records the `stack serve` it started.
-func (e *Env) serveState() string { return filepath.Join(e.Node.Dir, "serve.pid") }
 
 func registryUp(ctx context.Context, addr string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -38,7 +38,11 @@ func (n *Node) down(ctx context.Context, p *ui.Progress, purge bool) error {
 	if len(st.Procs) == 0 && st.Sysctls == nil {
 		// This node never started (or was taken down): leave the host
 		// alone. Another cluster's bridge and KUBE- chains, even one
-		// started from another cache, are not ours to remove.
+		// started from another cache, are not ours to remove. Only
+		// services started before the node are stopped.
+		if err := n.stopServices(st); err != nil {
+			return err
+		}
 		if purge {
 			return os.RemoveAll(n.Dir)
 		}
@@ -71,6 +75,7 @@ func (n *Node) down(ctx context.Context, p *ui.Progress, purge bool) error {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 	waitGone(append(cgroupPIDs(), pidsWithArg(n.containerdSocket())...), 10*time.Second)
+	errs = append(errs, n.stopServices(st))
 	step.Done(errors.Join(errs...))
 
 	step = p.Start("restore the host")
@@ -104,6 +109,18 @@ func (n *Node) down(ctx context.Context, p *ui.Progress, purge bool) error {
 		return step.Done(err)
 	}
 	return step.Done(errors.Join(errs...))
+}
+
+// stopServices stops the services in reverse start order and records
+// that they are gone.
+func (n *Node) stopServices(st *State) error {
+	var errs []error
+	for i := len(st.Services) - 1; i >= 0; i-- {
+		errs = append(errs, st.Services[i].Stop(10*time.Second))
+	}
+	st.Services = nil
+	errs = append(errs, n.writeOrRemoveState(st))
+	return errors.Join(errs...)
 }
 
 // removeContainers kills and deletes every container of the Kubernetes
@@ -228,6 +245,16 @@ func (n *Node) Status(ctx context.Context) ([]ComponentStatus, error) {
 				cs.State = "running"
 			}
 			cancel()
+		}
+		out = append(out, cs)
+	}
+	for _, sp := range st.Services {
+		cs := ComponentStatus{Component: sp.Component, State: "stopped", Log: sp.Log, Restarts: len(sp.Restarts)}
+		switch {
+		case sp.Alive():
+			cs.State, cs.PID, cs.RSS = "running", sp.PID, rss(sp.PID)
+		case sp.Failed != "":
+			cs.State = sp.Failed
 		}
 		out = append(out, cs)
 	}

@@ -77,7 +77,7 @@ func (n *Node) Preflight(extraPorts map[int]string) error {
 	sort.Ints(nums)
 	own := map[int]string{}
 	if st, err := n.ReadState(); err == nil {
-		for _, p := range st.Procs {
+		for _, p := range append(st.Procs, st.Services...) {
 			if p.Alive() {
 				own[p.PID] = p.Component
 			}

@@ -401,3 +401,61 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Errorf("corrupt state: %v", err)
 	}
 }
+
+// TestServices: a service started beside the node is recorded, not
+// started twice, restarted by the supervisor after a SIGKILL with its
+// command line and environment, shown by Status, and stopped (and
+// forgotten) by StopService and by Down of a node that never started.
+func TestServices(t *testing.T) {
+	n := testNode(t)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	args := []string{"/bin/sh", "-c", `echo "serving $STACK_X"; exec sleep 60`}
+	p, err := n.StartService("serve", args, []string{"STACK_X=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.StopService("serve") })
+	if again, err := n.StartService("serve", args, nil); err != nil || again.PID != p.PID {
+		t.Errorf("started twice: %v %d != %d", err, again.PID, p.PID)
+	}
+	st, _ := n.ReadState()
+	me, _ := startTime(os.Getpid())
+	st.Supervisor = &Proc{Component: "supervisor", PID: os.Getpid(), Start: me}
+	n.writeState(st)
+	syscall.Kill(p.PID, syscall.SIGKILL)
+	for p.Alive() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if done, err := n.superviseOnce(time.Now(), quiet); done || err != nil {
+		t.Fatalf("round: %v %v", done, err)
+	}
+	st, _ = n.ReadState()
+	q, ok := st.Service("serve")
+	if !ok || !q.Alive() || q.PID == p.PID || len(q.Restarts) != 1 || strings.Join(q.Env, " ") != "STACK_X=1" {
+		t.Fatalf("service not restarted as it was: %+v", q)
+	}
+	status, _ := n.Status(context.Background())
+	found := false
+	for _, cs := range status {
+		if cs.Component == "serve" {
+			found = cs.State == "running" && cs.PID == q.PID
+		}
+	}
+	if !found {
+		t.Errorf("status does not show the running service: %+v", status)
+	}
+	if log, _ := os.ReadFile(n.LogPath("serve")); strings.Count(string(log), "serving 1") != 2 {
+		t.Errorf("log:\n%s", log)
+	}
+	st.Supervisor = nil
+	n.writeState(st)
+	if err := n.Down(context.Background(), nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if q.Alive() {
+		t.Error("Down left the service running")
+	}
+	if _, err := os.Stat(n.statePath()); !os.IsNotExist(err) {
+		t.Errorf("state.json left behind: %v", err)
+	}
+}

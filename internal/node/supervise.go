@@ -90,8 +90,14 @@ func (n *Node) superviseOnce(now time.Time, log *slog.Logger) (done bool, err er
 		return true, nil
 	}
 	changed := false
+	procs := make([]*Proc, 0, len(st.Procs)+len(st.Services))
 	for i := range st.Procs {
-		p := &st.Procs[i]
+		procs = append(procs, &st.Procs[i])
+	}
+	for i := range st.Services {
+		procs = append(procs, &st.Services[i])
+	}
+	for _, p := range procs {
 		if p.Failed != "" || len(p.Args) == 0 || p.Alive() {
 			continue
 		}

@@ -38,6 +38,9 @@ type State struct {
 	Tables []string `json:"tables"`
 	// Supervisor is the process that restarts components that die.
 	Supervisor *Proc `json:"supervisor,omitempty"`
+	// Services are what the node keeps running beside its components
+	// (StartService).
+	Services []Proc `json:"services,omitempty"`
 }
 
 // hostPaths are paths outside the data directory that containerd 1.6
