@@ -26,7 +26,7 @@ func TestDeployCommands(t *testing.T) {
 		"pods/web/kustomization.yaml":    "namespace: web\nresources: [namespace.yaml, config.yaml]\n",
 		"pods/web/namespace.yaml":        "apiVersion: v1\nkind: Namespace\nmetadata: {name: web}\n",
 		"pods/web/config.yaml":           "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {mode: calm}\n",
-		"infra/other/environment.yaml":   "backend: digitalocean\ncluster: other\nregistry: registry.localhost:5000\n",
+		"infra/other/environment.yaml":   strings.Replace(stagingDO, "cluster: staging", "cluster: other", 1),
 		"infra/other/kustomization.yaml": "resources: [../../pods/web]\n",
 	} {
 		p := filepath.Join(repo, filepath.FromSlash(name))
@@ -96,8 +96,8 @@ func TestDeployCommands(t *testing.T) {
 	if log, err := exec.Command("git", "--git-dir", filepath.Join(data, "git", "state", "e2e.git"), "log", "-3", "--format=%s").Output(); err != nil || !strings.Contains(string(log), "drift in e2e") {
 		t.Errorf("state repo log:\n%s %v", log, err)
 	}
-	if _, _, err := stack("deploy", "other", "--data", data); err == nil || !strings.Contains(err.Error(), "digitalocean backend is not supported yet") {
-		t.Errorf("digitalocean: %v", err)
+	if _, _, err := stack("deploy", "other", "--data", data); err == nil || !strings.Contains(err.Error(), "no credentials of cluster other") || !strings.Contains(err.Error(), "run `stack infra apply other` first") {
+		t.Errorf("digitalocean before infra apply: %v", err)
 	}
 	if _, _, err := stack("deploy", "e2e", "--data", data, "--kubeconfig", filepath.Join(repo, "nope")); err == nil || !strings.Contains(err.Error(), "kubeconfig") {
 		t.Errorf("missing kubeconfig: %v", err)

@@ -60,7 +60,7 @@ func Open(ws *workspace.Workspace, env *Environment, a Access) (Provider, error)
 		}
 		return &kubeconfigFile{backend: env.Backend, path: p, context: ctxName, name: env.Kubeconfig, env: env.Name, missing: "write it, or pass --kubeconfig"}, nil
 	case DigitalOcean:
-		return nil, fmt.Errorf("environment %s: deploying to the %s backend is not supported yet: pass --kubeconfig with the cluster's kubeconfig", env.Name, env.Backend)
+		return newDigitalOcean(ws, env)
 	}
 	return nil, fmt.Errorf("environment %s: unknown backend %q", env.Name, env.Backend)
 }

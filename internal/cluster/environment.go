@@ -16,6 +16,9 @@ import (
 	"sort"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
+
+	"github.com/hashbang/stack/internal/cluster/digitalocean"
 	"github.com/hashbang/stack/internal/workspace"
 	"github.com/hashbang/stack/internal/yamlfile"
 )
@@ -66,6 +69,13 @@ type Environment struct {
 	// CACHE/node/CLUSTER (internal/node's layout): relative hostPaths of
 	// its PersistentVolumes are under it.
 	NodeDir string `yaml:"-" json:"nodeDir,omitempty"`
+	// DigitalOcean declares the cluster of a digitalocean backend.
+	DigitalOcean *digitalocean.Spec `yaml:"digitalocean,omitempty" json:"digitalocean,omitempty"`
+
+	// file and node are where the declaration was read, for the errors
+	// of checks made later (against the provider's offer).
+	file string
+	node *yaml.Node
 }
 
 var (
@@ -120,8 +130,13 @@ func Names(ws *workspace.Workspace) ([]string, error) {
 // Parse parses the content of an environment file; file names it in errors.
 // The syntax rules are every config file's (package yamlfile).
 func Parse(file string, data []byte) (*Environment, error) {
-	env := &Environment{}
-	if err := yamlfile.Decode(file, data, env, yamlfile.Options{Empty: "it must name at least a backend, a cluster and a registry"}); err != nil {
+	env := &Environment{file: file}
+	o := yamlfile.Options{Empty: "it must name at least a backend, a cluster and a registry"}
+	if err := yamlfile.Decode(file, data, env, o); err != nil {
+		return nil, err
+	}
+	root, err := yamlfile.Parse(file, data, o)
+	if err != nil {
 		return nil, err
 	}
 	switch {
@@ -135,8 +150,37 @@ func Parse(file string, data []byte) (*Environment, error) {
 		return nil, fmt.Errorf("%s: a %s backend needs `kubeconfig:` naming the cluster's kubeconfig file", file, env.Backend)
 	case env.Ref != "" && !strings.HasPrefix(env.Ref, "refs/"):
 		return nil, fmt.Errorf("%s: ref %q must be a full ref like refs/heads/production", file, env.Ref)
+	case env.Backend == DigitalOcean && env.DigitalOcean == nil:
+		return nil, fmt.Errorf("%s: a digitalocean backend needs a `digitalocean:` block declaring its cluster (region, version, maintenance, pools): see the README", file)
+	case env.Backend != DigitalOcean && env.DigitalOcean != nil:
+		return nil, yamlfile.Errorf(file, keyNode(root, "digitalocean"), "`digitalocean:` declares a DigitalOcean cluster, but the backend is %s: remove the block or set `backend: digitalocean`", env.Backend)
+	}
+	if env.DigitalOcean != nil {
+		env.node = valueNode(root, "digitalocean")
+		if err := env.DigitalOcean.Validate(file, env.node); err != nil {
+			return nil, err
+		}
 	}
 	return env, nil
+}
+
+// keyNode and valueNode find key's key and value in mapping n.
+func keyNode(n *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i]
+		}
+	}
+	return n
+}
+
+func valueNode(n *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return n
 }
 
 func contains(list []Backend, b Backend) bool {

@@ -364,11 +364,12 @@ func (d *Deployer) record(ctx context.Context, last *Snapshot, rec *Record, inv 
 	if err != nil {
 		return "", fmt.Errorf("record the state: %w", err)
 	}
+	c := &Commit{Record: rec, Inventory: inv, Files: files, Subject: subject, Body: body, Status: st, By: d.By}
 	parent := ""
 	if last != nil {
-		parent = last.Commit
+		parent, c.Infra = last.Commit, last.Infra
 	}
-	return d.State.Write(ctx, parent, &Commit{Record: rec, Inventory: inv, Files: files, Subject: subject, Body: body, Status: st, By: d.By})
+	return d.State.Write(ctx, parent, c)
 }
 
 func (p *plan) resultList() []ObjectResult {

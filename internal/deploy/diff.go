@@ -61,8 +61,8 @@ func (d *Deployer) Diff(ctx context.Context, r *Rendered) (*Drift, error) {
 	var inv Inventory
 	state := map[string]map[string]any{}
 	if last != nil {
-		if last.Record.Environment != d.Env.Name {
-			return nil, fmt.Errorf("cluster %s runs environment %s (state repo %s), not %s", d.Env.Cluster, last.Record.Environment, d.State.Dir, d.Env.Name)
+		if last.Environment() != d.Env.Name {
+			return nil, fmt.Errorf("cluster %s runs environment %s (state repo %s), not %s", d.Env.Cluster, last.Environment(), d.State.Dir, d.Env.Name)
 		}
 		out.StateCommit = last.Commit
 		inv = last.Inventory
@@ -180,6 +180,9 @@ func (d *Deployer) RecordDrift(ctx context.Context, drift *Drift) (string, error
 	}
 	if last == nil || last.Commit != drift.StateCommit {
 		return "", fmt.Errorf("state repo %s moved while checking for drift: run again", d.State.Dir)
+	}
+	if last.Record == nil {
+		return "", nil // provisioned, nothing deployed: nothing to drift
 	}
 	var body string
 	for _, o := range drift.Objects {

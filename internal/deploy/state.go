@@ -24,6 +24,9 @@ const StateBranch = "refs/heads/main"
 const (
 	RecordFile    = "_stack/deploy.yaml"
 	InventoryFile = "_stack/inventory"
+	// InfraFile records the cluster itself, as `stack infra apply` left
+	// it (InfraRecord).
+	InfraFile = "_stack/infra.yaml"
 )
 
 // Deploy statuses, as the Stack-Status trailer records them.
@@ -37,6 +40,8 @@ const (
 	// StatusDrift: the drift check found live objects changed behind
 	// stack's back and recorded them.
 	StatusDrift = "drift"
+	// StatusInfra: `stack infra apply` changed the cluster itself.
+	StatusInfra = "infra"
 )
 
 // State is the state repo of one cluster: a bare git repository whose
@@ -65,7 +70,7 @@ func (s *State) Lock() (unlock func(), err error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("another deploy or drift check holds the state repo %s: wait for it to finish", s.Dir)
+		return nil, fmt.Errorf("another deploy, drift check or infra apply holds the state repo %s: wait for it to finish", s.Dir)
 	}
 	return func() { f.Close() }, nil
 }
@@ -108,10 +113,24 @@ func isHex(s string) bool {
 	return true
 }
 
+// InfraRecord is _stack/infra.yaml: the cluster as the last `stack infra
+// apply` left it, and the source commit whose declaration it applied.
+type InfraRecord struct {
+	Environment string `yaml:"environment" json:"environment"`
+	Cluster     string `yaml:"cluster" json:"cluster"`
+	Commit      string `yaml:"commit" json:"commit"`
+	Dirty       bool   `yaml:"dirty,omitempty" json:"dirty,omitempty"`
+	// Provisioned is the backend's description of what exists.
+	Provisioned any `yaml:"provisioned" json:"provisioned"`
+}
+
 // Snapshot is one commit of a state repo.
 type Snapshot struct {
-	Commit    string
+	Commit string
+	// Record is the last deploy's; nil when the cluster was provisioned
+	// and nothing deployed yet.
 	Record    *Record
+	Infra     *InfraRecord
 	Inventory Inventory
 	// Files are the object files by path.
 	Files map[string][]byte
@@ -139,15 +158,40 @@ func (s *State) Head(ctx context.Context) (*Snapshot, error) {
 			if snap.Inventory, err = ParseInventory(InventoryFile, data); err != nil {
 				return nil, fmt.Errorf("state repo %s at %.12s: %w", s.Dir, commit, err)
 			}
+		case p == InfraFile:
+			snap.Infra = &InfraRecord{}
+			if err := yaml.Unmarshal(data, snap.Infra); err != nil || snap.Infra.Cluster == "" {
+				return nil, fmt.Errorf("state repo %s at %.12s: %s is not an infra record", s.Dir, commit, InfraFile)
+			}
 		case strings.HasPrefix(p, "_stack/"):
 		default:
 			snap.Files[p] = data
 		}
 	}
-	if snap.Record == nil {
+	if snap.Record == nil && snap.Infra == nil {
 		return nil, fmt.Errorf("state repo %s at %.12s has no %s: it was not written by stack", s.Dir, commit, RecordFile)
 	}
 	return snap, nil
+}
+
+// Environment is the environment the snapshot's cluster runs.
+func (s *Snapshot) Environment() string {
+	if s.Record != nil {
+		return s.Record.Environment
+	}
+	return s.Infra.Environment
+}
+
+// WriteInfra commits inf on top of last (nil: the first commit), keeping
+// what last recorded of the deploys, and returns the commit id.
+func (s *State) WriteInfra(ctx context.Context, last *Snapshot, inf *InfraRecord, subject, body string, by Person) (string, error) {
+	c := &Commit{Infra: inf, Subject: subject, Body: body, Status: StatusInfra, By: by}
+	parent := ""
+	if last != nil {
+		parent = last.Commit
+		c.Record, c.Inventory, c.Files = last.Record, last.Inventory, last.Files
+	}
+	return s.Write(ctx, parent, c)
 }
 
 // Person is who deployed: a git identity.
@@ -181,7 +225,12 @@ func Identity(ctx context.Context, dir string) Person {
 
 // Commit is what a state repo commit records.
 type Commit struct {
-	Record    *Record
+	// Record is the deploy's; nil only in an infra commit before the
+	// first deploy.
+	Record *Record
+	// Infra is carried from commit to commit; nil before the first
+	// `stack infra apply`.
+	Infra     *InfraRecord
 	Inventory Inventory
 	// Files are the objects by path (Key.Path), as YAML.
 	Files   map[string][]byte
@@ -196,11 +245,29 @@ type Commit struct {
 // tree, and returns the commit id. It fails, changing nothing, if the
 // branch moved since parent was read (parent "" for the first commit).
 func (s *State) Write(ctx context.Context, parent string, c *Commit) (string, error) {
-	rec, err := yaml.Marshal(c.Record)
-	if err != nil {
-		return "", err
+	files := map[string][]byte{}
+	env, cluster, source, dirty := "", "", "", false
+	if c.Record != nil {
+		rec, err := yaml.Marshal(c.Record)
+		if err != nil {
+			return "", err
+		}
+		files[RecordFile], files[InventoryFile] = rec, c.Inventory.Bytes()
+		env, cluster, source, dirty = c.Record.Environment, c.Record.Cluster, c.Record.Commit, c.Record.Dirty
 	}
-	files := map[string][]byte{RecordFile: rec, InventoryFile: c.Inventory.Bytes()}
+	if c.Infra != nil {
+		inf, err := yaml.Marshal(c.Infra)
+		if err != nil {
+			return "", err
+		}
+		files[InfraFile] = inf
+		if c.Record == nil || c.Status == StatusInfra {
+			env, cluster, source, dirty = c.Infra.Environment, c.Infra.Cluster, c.Infra.Commit, c.Infra.Dirty
+		}
+	}
+	if env == "" {
+		return "", errors.New("state repo: a commit needs a deploy or an infra record")
+	}
 	for p, d := range c.Files {
 		files[p] = d
 	}
@@ -214,10 +281,10 @@ func (s *State) Write(ctx context.Context, parent string, c *Commit) (string, er
 	if c.Body != "" {
 		msg += "\n" + strings.TrimRight(c.Body, "\n") + "\n"
 	}
-	msg += "\nStack-Environment: " + c.Record.Environment +
-		"\nStack-Cluster: " + c.Record.Cluster +
-		"\nStack-Source-Commit: " + orNone(c.Record.Commit)
-	if c.Record.Dirty {
+	msg += "\nStack-Environment: " + env +
+		"\nStack-Cluster: " + cluster +
+		"\nStack-Source-Commit: " + orNone(source)
+	if dirty {
 		msg += "\nStack-Source-Dirty: true"
 	}
 	by := Person{Name: oneLineText(c.By.Name), Email: oneLineText(c.By.Email)}

@@ -197,3 +197,9 @@ func git(ctx context.Context, dir string, stdin io.Reader, args ...string) ([]by
 func gitEnv(ctx context.Context, dir string, env []string, stdin io.Reader, args ...string) ([]byte, error) {
 	return gitcmd.Cmd{Dir: dir, Env: env, Stdin: stdin}.Run(ctx, args...)
 }
+
+// ReadFile reads the file at path (slash-separated, relative to the
+// repository root) of the tree.
+func (t *Tree) ReadFile(path string) ([]byte, error) {
+	return t.fs.ReadFile("/" + strings.TrimPrefix(path, "/"))
+}

@@ -20,8 +20,8 @@ func (d *Deployer) plan(ctx context.Context, r *Rendered, opts Options) (*plan, 
 	if p.last, err = d.State.Head(ctx); err != nil {
 		return nil, err
 	}
-	if p.last != nil && p.last.Record.Environment != d.Env.Name {
-		return nil, fmt.Errorf("cluster %s runs environment %s (state repo %s): one environment per cluster", d.Env.Cluster, p.last.Record.Environment, d.State.Dir)
+	if p.last != nil && p.last.Environment() != d.Env.Name {
+		return nil, fmt.Errorf("cluster %s runs environment %s (state repo %s): one environment per cluster", d.Env.Cluster, p.last.Environment(), d.State.Dir)
 	}
 	if d.Env.Protected {
 		if r.Commit == "" || r.Dirty {
@@ -31,7 +31,7 @@ func (d *Deployer) plan(ctx context.Context, r *Rendered, opts Options) (*plan, 
 			return nil, fmt.Errorf("environment %s is protected and no signature policy gate is configured", d.Env.Name)
 		}
 		last := ""
-		if p.last != nil {
+		if p.last != nil && p.last.Record != nil {
 			last = p.last.Record.Commit
 		}
 		if err := d.Gate(ctx, r.Commit, last); err != nil {

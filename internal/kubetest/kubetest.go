@@ -70,16 +70,7 @@ func TestCache() string {
 // stops when tb ends.
 func Start(tb testing.TB) *ControlPlane {
 	tb.Helper()
-	ws, err := workspace.Find(".", TestCache())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	defer cancel()
-	bin, err := Build(ctx, ws)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	bin := BuildFor(tb)
 	var last error
 	for range 3 { // a loopback port chosen free may be taken meanwhile
 		cp, err := StartWith(bin, tb.TempDir())
@@ -91,6 +82,23 @@ func Start(tb testing.TB) *ControlPlane {
 	}
 	tb.Fatal(last)
 	return nil
+}
+
+// BuildFor builds (or finds cached) the binaries of a control plane for
+// the repository around the working directory, in TestCache.
+func BuildFor(tb testing.TB) *Binaries {
+	tb.Helper()
+	ws, err := workspace.Find(".", TestCache())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	bin, err := Build(ctx, ws)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return bin
 }
 
 // StartWith starts a control plane from bin in dir. Stop it with Stop.
@@ -372,4 +380,47 @@ func readyClient(pki string) (*http.Client, error) {
 	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
 	}}, nil
+}
+
+// CA is the PEM certificate of the control plane's certificate authority.
+func (cp *ControlPlane) CA() ([]byte, error) {
+	return os.ReadFile(filepath.Join(cp.Dir, "pki", "ca.crt"))
+}
+
+// IssueClient signs a client certificate for user cn in groups, valid
+// until notAfter, with the control plane's CA: what a provider's API hands
+// out as short-lived cluster credentials. It returns the certificate and
+// its key, PEM.
+func (cp *ControlPlane) IssueClient(cn string, groups []string, notAfter time.Time) (certPEM, keyPEM []byte, err error) {
+	pki := filepath.Join(cp.Dir, "pki")
+	caPair, err := tls.LoadX509KeyPair(filepath.Join(pki, "ca.crt"), filepath.Join(pki, "ca.key"))
+	if err != nil {
+		return nil, nil, err
+	}
+	ca, err := x509.ParseCertificate(caPair.Certificate[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: cn, Organization: groups},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: notAfter,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caPair.PrivateKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
 }
