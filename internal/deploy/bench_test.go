@@ -172,3 +172,29 @@ func asExit(err error, target **exec.ExitError) bool {
 	}
 	return ok
 }
+
+// BenchmarkRender renders this repository's development environment:
+// "offline" as Render does (the check and a child process), "in-process"
+// kustomize alone in this process, which is what the child costs over.
+func BenchmarkRender(b *testing.B) {
+	tr := mustTree(b, writeTree(b, repoFiles(b)))
+	env := testEnv("development")
+	b.Run("offline", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Render(tr, env); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("in-process", func(b *testing.B) {
+		req, err := treeRequest(tr, []string{"/infra/development"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if res, err := kustomizeTree(req); err != nil || res[0].Error != "" {
+				b.Fatal(err, res)
+			}
+		}
+	})
+}

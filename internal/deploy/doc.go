@@ -4,8 +4,11 @@
 //   - Render: kustomize (as a library) builds infra/ENV/, an overlay over
 //     pods/, on an in-memory copy of pods/ and infra/ (nothing else of the
 //     machine is readable), and every container image that names an image
-//     of images/images.lock is pinned to REGISTRY/NAME@DIGEST. Objects come
-//     out in a fixed order (namespaces and CRDs first, then by kind,
+//     of images/images.lock is pinned to REGISTRY/NAME@DIGEST. A render
+//     cannot reach the network: every path of every kustomization must be
+//     a file of the tree (kustomization.go), and kustomize runs in a child
+//     process with no HTTP transport and no programs (offline.go). Objects
+//     come out in a fixed order (namespaces and CRDs first, then by kind,
 //     namespace and name), so the same tree always renders the same bytes.
 //   - Deploy: every object is validated by a server-side dry-run before the
 //     first write, then applied server-side (field manager "stack") in

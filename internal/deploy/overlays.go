@@ -34,17 +34,13 @@ type ObjectChanges struct {
 // Compare renders base and each of envs from t and lists, per environment,
 // the objects and fields that differ from base.
 func Compare(t *Tree, base *cluster.Environment, envs []*cluster.Environment) ([]Deviation, error) {
-	b, err := Render(t, base)
+	rs, err := renderEnvs(t, append([]*cluster.Environment{base}, envs...))
 	if err != nil {
 		return nil, err
 	}
 	var out []Deviation
-	for _, env := range envs {
-		r, err := Render(t, env)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, deviation(env.Name, b.Objects, r.Objects))
+	for i, env := range envs {
+		out = append(out, deviation(env.Name, rs[0].Objects, rs[i+1].Objects))
 	}
 	return out, nil
 }

@@ -4,24 +4,18 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io/fs"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/fluxcd/pkg/ssa"
-	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/api/konfig"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/hashbang/stack/internal/cluster"
 )
-
-// kustomizationFiles are the names kustomize reads in a directory.
-var kustomizationFiles = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
 
 // Rendered is an environment's manifests, images pinned, in apply order.
 type Rendered struct {
@@ -35,30 +29,52 @@ type Rendered struct {
 }
 
 // Render builds infra/ENV/ of t and pins its images for env's registry.
+// Every kustomization of t is checked first (checkKustomizations): a path
+// that names a URL or leaves the tree is refused. kustomize then runs in
+// the offline renderer (offline.go), which cannot reach the network.
 func Render(t *Tree, env *cluster.Environment) (*Rendered, error) {
-	dir := "/infra/" + env.Name
-	if !hasKustomization(t, dir) {
-		return nil, fmt.Errorf("infra/%s has no kustomization.yaml: add one listing the pods/ it deploys (resources: [../../pods/health])", env.Name)
-	}
-	if err := checkLocal(t); err != nil {
+	rs, err := renderEnvs(t, []*cluster.Environment{env})
+	if err != nil {
 		return nil, err
 	}
-	opts := krusty.MakeDefaultOptions()
-	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
-	opts.PluginConfig = types.DisabledPluginConfig()
-	m, err := krusty.MakeKustomizer(opts).Run(t.fs, dir)
+	return rs[0], nil
+}
+
+// renderEnvs renders envs of t with one run of the offline renderer.
+func renderEnvs(t *Tree, envs []*cluster.Environment) ([]*Rendered, error) {
+	roots := make([]string, len(envs))
+	for i, env := range envs {
+		roots[i] = "/infra/" + env.Name
+		if !hasKustomization(t, roots[i]) {
+			return nil, fmt.Errorf("infra/%s has no kustomization.yaml: add one listing the pods/ it deploys (resources: [../../pods/health])", env.Name)
+		}
+	}
+	if err := checkKustomizations(t); err != nil {
+		return nil, err
+	}
+	results, err := kustomizeOffline(t, roots)
 	if err != nil {
-		return nil, fmt.Errorf("render infra/%s: %s", env.Name, strings.ReplaceAll(err.Error(), "\n", " "))
+		return nil, err
+	}
+	out := make([]*Rendered, len(envs))
+	for i, env := range envs {
+		if out[i], err = rendered(t, env, results[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// rendered is env's Rendered from the offline renderer's result.
+func rendered(t *Tree, env *cluster.Environment, res offlineResult) (*Rendered, error) {
+	if res.Error != "" {
+		return nil, fmt.Errorf("render infra/%s: %s", env.Name, strings.ReplaceAll(res.Error, "\n", " "))
 	}
 	r := &Rendered{Env: env.Name, Commit: t.Commit, Dirty: t.Dirty, Images: map[string]string{}}
 	seen := map[string]bool{}
-	for _, res := range m.Resources() {
+	for _, data := range res.Objects {
 		// Through JSON, so that numbers are int64 or float64 as in objects
 		// read from the API server.
-		data, err := res.MarshalJSON()
-		if err != nil {
-			return nil, fmt.Errorf("render infra/%s: %w", env.Name, err)
-		}
 		u := &unstructured.Unstructured{}
 		if err := u.UnmarshalJSON(data); err != nil {
 			return nil, fmt.Errorf("render infra/%s: %w", env.Name, err)
@@ -154,56 +170,12 @@ func YAMLStream(objs []*unstructured.Unstructured) ([]byte, error) {
 }
 
 func hasKustomization(t *Tree, dir string) bool {
-	for _, f := range kustomizationFiles {
+	for _, f := range konfig.RecognizedKustomizationFileNames() {
 		if t.fs.Exists(dir + "/" + f) {
 			return true
 		}
 	}
 	return false
-}
-
-// checkLocal refuses kustomizations that reach beyond the tree: every
-// resource, component and base must be a file or directory of pods/ or
-// infra/. Remote bases (git URLs) would be fetched from the network,
-// unpinned.
-func checkLocal(t *Tree) error {
-	var files []string
-	err := t.fs.Walk("/", func(p string, info fs.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		for _, f := range kustomizationFiles {
-			if !info.IsDir() && path.Base(p) == f {
-				files = append(files, p)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	sort.Strings(files)
-	for _, f := range files {
-		data, err := t.fs.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		var k struct {
-			Resources  []string `yaml:"resources"`
-			Components []string `yaml:"components"`
-			Bases      []string `yaml:"bases"`
-		}
-		if err := yaml.Unmarshal(data, &k); err != nil {
-			return fmt.Errorf("%s: %s", strings.TrimPrefix(f, "/"), strings.TrimPrefix(err.Error(), "yaml: "))
-		}
-		for _, e := range append(append(k.Resources, k.Components...), k.Bases...) {
-			p := path.Join(path.Dir(f), e)
-			if strings.Contains(e, "://") || strings.HasPrefix(e, "git@") || strings.Contains(e, "?ref=") || !t.fs.Exists(p) {
-				return fmt.Errorf("%s: resource %q is not a file or directory of %s/: vendor it into pods/ (remote bases are not pinned)", strings.TrimPrefix(f, "/"), e, strings.Join(TreeDirs, "/ or "))
-			}
-		}
-	}
-	return nil
 }
 
 func oneLine(u *unstructured.Unstructured) string {
