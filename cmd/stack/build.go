@@ -57,8 +57,8 @@ It prints NAME@DIGEST per image; --output json prints an array of
 					return err
 				}
 			}
-			if format == ui.JSON {
-				err = ui.WriteJSON(stdout(cmd), res)
+			if format.Data() {
+				err = ui.Write(stdout(cmd), format, res)
 			} else {
 				for _, r := range res {
 					fmt.Fprintf(stdout(cmd), "%s@%s\n", r.Name, r.Digest)
@@ -114,8 +114,8 @@ images/images.lock.`,
 					printRepro(cmd, r)
 				}
 			}
-			if format == ui.JSON {
-				if err := ui.WriteJSON(stdout(cmd), results); err != nil {
+			if format.Data() {
+				if err := ui.Write(stdout(cmd), format, results); err != nil {
 					return err
 				}
 			}

@@ -64,8 +64,8 @@ Exit status: 0 when nothing differs (or drift was recorded), 1 otherwise.`,
 					return err
 				}
 			}
-			if format == ui.JSON {
-				if err := ui.WriteJSON(stdout(cmd), drift); err != nil {
+			if format.Data() {
+				if err := ui.Write(stdout(cmd), format, drift); err != nil {
 					return err
 				}
 			} else {

@@ -73,8 +73,8 @@ commit fails.`,
 			if step.Done(err) != nil {
 				return err
 			}
-			if format == ui.JSON {
-				if err := ui.WriteJSON(stdout(cmd), rep); err != nil {
+			if format.Data() {
+				if err := ui.Write(stdout(cmd), format, rep); err != nil {
 					return err
 				}
 			} else {
@@ -158,8 +158,8 @@ CURRENT to COMMIT. Publish with: git push REMOTE refs/notes/approvals.`,
 				KeyType     string `json:"key_type"`
 				Notes       string `json:"notes"`
 			}{strings.TrimSpace(st.String()), sig.Fingerprint(), sig.PublicKey.Type(), policy.ApprovalsRef}
-			if format == ui.JSON {
-				return ui.WriteJSON(stdout(cmd), res)
+			if format.Data() {
+				return ui.Write(stdout(cmd), format, res)
 			}
 			fmt.Fprintf(stdout(cmd), "signed %q with %s %s\nadded to %s; publish with: git push REMOTE %s\n",
 				res.Statement, res.KeyType, res.Fingerprint, res.Notes, res.Notes)

@@ -42,7 +42,7 @@ cache: .cache/ in the repository unless --cache or $STACK_CACHE say otherwise.`,
 	root.PersistentFlags().StringVarP(&g.repo, "repo", "C", ".", "the stack repository (or a directory inside it)")
 	root.PersistentFlags().StringVar(&g.cache, "cache", "", "cache directory (default $STACK_CACHE, else REPO/.cache)")
 	root.PersistentFlags().StringVar(&g.data, "data", "", "data directory of stack serve: repositories, state repos, registry, CI (default $STACK_DATA, else CACHE/serve)")
-	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "result format: text or json")
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "result format: text, json or yaml")
 	root.PersistentFlags().StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig of the environment's cluster, instead of its backend's (local: CACHE/node/CLUSTER/kubeconfig)")
 	root.PersistentFlags().StringVar(&g.context, "context", "", "kubeconfig context to use (default the environment's `context:`, else the file's current one)")
 	root.AddCommand(

@@ -107,8 +107,8 @@ Until one is set, every push to a protected ref is rejected.`,
 			if err != nil {
 				return err
 			}
-			if format == ui.JSON {
-				return ui.WriteJSON(stdout(cmd), root)
+			if format.Data() {
+				return ui.Write(stdout(cmd), format, root)
 			}
 			switch {
 			case root.Commit == "":

@@ -69,8 +69,8 @@ func newSourcesListCmd(g *globals) *cobra.Command {
 				rows = append(rows, r)
 				table = append(table, []string{s.Name, string(s.Kind), s.Version, shortHash(s.Hash), yesNo(r.Cached)})
 			}
-			if format == ui.JSON {
-				return ui.WriteJSON(stdout(cmd), rows)
+			if format.Data() {
+				return ui.Write(stdout(cmd), format, rows)
 			}
 			return ui.Table(stdout(cmd), []string{"NAME", "KIND", "VERSION", "HASH", "CACHED"}, table)
 		},
@@ -102,8 +102,8 @@ not cached are not errors.`,
 				problems = append(problems, st.Problems...)
 				artifacts += st.Artifacts
 			}
-			if format == ui.JSON {
-				if err := ui.WriteJSON(stdout(cmd), res); err != nil {
+			if format.Data() {
+				if err := ui.Write(stdout(cmd), format, res); err != nil {
 					return err
 				}
 			} else {
@@ -141,8 +141,8 @@ the in-repo cache (cache/) are taken from there first.`,
 				return err
 			}
 			res, err := source.NewFetcher(ws, progress(cmd)).Fetch(cmd.Context(), srcs)
-			if format == ui.JSON {
-				if werr := ui.WriteJSON(stdout(cmd), res); err == nil {
+			if format.Data() {
+				if werr := ui.Write(stdout(cmd), format, res); err == nil {
 					err = werr
 				}
 			}
@@ -172,8 +172,8 @@ the hash in.`,
 			if err != nil {
 				return err
 			}
-			if format == ui.JSON {
-				return ui.WriteJSON(stdout(cmd), changes)
+			if format.Data() {
+				return ui.Write(stdout(cmd), format, changes)
 			}
 			if len(changes) == 0 {
 				fmt.Fprintln(stdout(cmd), "no changes: every source is at its newest release")

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// sameMeaning fails unless a JSON and a YAML document hold the same data.
+func sameMeaning(t *testing.T, j, y string) {
+	t.Helper()
+	var fromJSON, fromYAML any
+	if err := json.Unmarshal([]byte(j), &fromJSON); err != nil {
+		t.Fatalf("json: %v\n%s", err, j)
+	}
+	if err := yaml.Unmarshal([]byte(y), &fromYAML); err != nil {
+		t.Fatalf("yaml: %v\n%s", err, y)
+	}
+	a, _ := json.Marshal(fromJSON)
+	b, err := json.Marshal(fromYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(b) {
+		t.Errorf("yaml holds %s\njson holds %s", b, a)
+	}
+}
+
+// TestOutputFormats: every command that prints -o json prints the same
+// data with -o yaml; lists that are empty are [] in both, with exit 0.
+func TestOutputFormats(t *testing.T) {
+	data := t.TempDir() // a data directory without repositories or jobs
+	empty := t.TempDir()
+	os.MkdirAll(filepath.Join(empty, "config"), 0o755)
+	os.WriteFile(filepath.Join(empty, "config", "sources.yaml"), []byte("sources: []\n"), 0o644)
+	cache, _ := auditFixture(t)
+	repo := []string{"-C", repoRoot(t), "--cache", t.TempDir()}
+	tests := []struct {
+		name  string
+		args  []string
+		empty bool
+	}{
+		{"sources list", append(repo, "sources", "list"), false},
+		{"sources list of no sources", []string{"-C", empty, "sources", "list"}, true},
+		{"sources verify of no sources", []string{"-C", empty, "sources", "verify"}, true},
+		{"ci list without jobs", []string{"ci", "list", "--data", data}, true},
+		{"ci list --state failed", []string{"ci", "list", "--data", data, "--state", "failed"}, true},
+		{"repo list without repositories", []string{"repo", "list", "--data", data}, true},
+		{"status", append(repo, "status"), false},
+		{"audit", []string{"audit", filepath.Join(cache, "oci") + ":good"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j, _, err := run(t, append(tt.args, "-o", "json")...)
+			if err != nil {
+				t.Fatalf("-o json: %v", err)
+			}
+			y, _, err := run(t, append(tt.args, "-o", "yaml")...)
+			if err != nil {
+				t.Fatalf("-o yaml: %v", err)
+			}
+			if tt.empty && (j != "[]\n" || y != "[]\n") {
+				t.Errorf("an empty list printed json %q, yaml %q; want []", j, y)
+			}
+			if !tt.empty && (j == "[]\n" || strings.HasPrefix(y, "{") || strings.HasPrefix(y, "[")) {
+				t.Errorf("json %q, yaml %q", j, y)
+			}
+			sameMeaning(t, j, y)
+		})
+	}
+}
