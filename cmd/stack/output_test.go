@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,5 +72,54 @@ func TestOutputFormats(t *testing.T) {
 			}
 			sameMeaning(t, j, y)
 		})
+	}
+}
+
+// TestExitStatus: 0 ok, 1 error, 2 differences found, for build --check
+// and the errors around it (policy verify: TestPolicyCommands; diff:
+// TestDeployCommands).
+func TestExitStatus(t *testing.T) {
+	repo := t.TempDir()
+	for name, content := range map[string]string{
+		"config/sources.yaml":      "sources: []\n",
+		"images/SOURCE_DATE_EPOCH": "1700000000\n",
+		"images/one/image.yaml":    "files:\n  - path: /etc/motd\n    content: hi\nuser: 65532:65532\n",
+	} {
+		p := filepath.Join(repo, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stack := func(args ...string) (int, string, error) {
+		t.Helper()
+		out, _, err := run(t, append([]string{"-C", repo, "--cache", filepath.Join(repo, ".cache")}, args...)...)
+		return exit(io.Discard, err), out, err
+	}
+	if code, out, err := stack("build", "one"); code != 0 {
+		t.Fatalf("build: %d %v\n%s", code, err, out)
+	}
+	lockFile := filepath.Join(repo, "images", "images.lock")
+	lock, err := os.ReadFile(lockFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, err := stack("build", "one", "--check"); code != 0 {
+		t.Errorf("build --check of an unchanged image: exit %d, %v", code, err)
+	}
+	i := strings.Index(string(lock), "one sha256:") + len("one sha256:")
+	other := string(lock[:i]) + strings.Repeat("0", 64) + string(lock[i+64:])
+	os.WriteFile(lockFile, []byte(other), 0o644)
+	if code, _, err := stack("build", "one", "--check"); code != 2 || !strings.Contains(err.Error(), "one: built sha256:") {
+		t.Errorf("build --check of a changed digest: exit %d, %v; want 2", code, err)
+	}
+	for _, args := range [][]string{
+		{"build", "nosuchimage", "--check"},
+		{"build", "--no-such-flag"},
+		{"sources", "list", "-o", "xml"},
+	} {
+		if code, _, err := stack(args...); code != 1 {
+			t.Errorf("stack %v: exit %d, %v; want 1", args, code, err)
+		}
 	}
 }

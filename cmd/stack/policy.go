@@ -94,7 +94,7 @@ commit fails.`,
 				}
 			}
 			if bad := rep.Failed(); len(bad) > 0 {
-				return fmt.Errorf("%d of %d commits fail the %s policy", len(bad), len(rep.Verdicts), env)
+				return differences(fmt.Errorf("%d of %d commits fail the %s policy", len(bad), len(rep.Verdicts), env))
 			}
 			return nil
 		},

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,6 +88,9 @@ func TestPolicyCommands(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "1 of 2 commits fail the staging policy") || !strings.Contains(out, "needs 2 distinct signers, has 1") {
 		t.Fatalf("before approval: %v\n%s", err, out)
 	}
+	if code := exit(io.Discard, err); code != 2 {
+		t.Errorf("a failing commit: exit status %d, want 2", code)
+	}
 	out, err = stack("policy", "verify")
 	if err == nil || !strings.Contains(out, "software key") {
 		t.Fatalf("production: %v\n%s", err, out)
@@ -113,7 +117,7 @@ func TestPolicyCommands(t *testing.T) {
 	if _, err := stack("policy", "approve", "HEAD", "--env", "staging"); err == nil || !strings.Contains(err.Error(), "--key") {
 		t.Errorf("approve without key: %v", err)
 	}
-	if _, err := stack("policy", "verify", "--root", "nope"); err == nil || !strings.Contains(err.Error(), `no commit "nope"`) {
-		t.Errorf("bad root: %v", err)
+	if _, err := stack("policy", "verify", "--root", "nope"); err == nil || !strings.Contains(err.Error(), `no commit "nope"`) || exit(io.Discard, err) != 1 {
+		t.Errorf("bad root: %v, want exit status 1", err)
 	}
 }
