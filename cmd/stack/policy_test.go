@@ -28,7 +28,8 @@ func TestParseRange(t *testing.T) {
 }
 
 // TestPolicyCommands runs stack policy verify and approve on a repository
-// signed with ssh-keygen keys through git itself.
+// signed with ssh-keygen keys through git itself. It has config/ but no
+// config/sources.yaml: the policy commands need only git.
 func TestPolicyCommands(t *testing.T) {
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "repo")
@@ -61,7 +62,6 @@ func TestPolicyCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("config/sources.yaml", "sources: []\n")
 	write("config/admins", pub("alice")+pub("bob"))
 	write("config/policy.yaml", "environments:\n  staging:\n    quorum: 2\n")
 	sh(repo, "git", "config", "gpg.format", "ssh")
@@ -91,6 +91,11 @@ func TestPolicyCommands(t *testing.T) {
 	if code := exit(io.Discard, err); code != 2 {
 		t.Errorf("a failing commit: exit status %d, want 2", code)
 	}
+	// From a directory inside the repository, as git would.
+	os.MkdirAll(filepath.Join(repo, "config", "sub"), 0o755)
+	if _, err := stack("-C", filepath.Join(repo, "config", "sub"), "policy", "verify", "--env", "staging"); exit(io.Discard, err) != 2 {
+		t.Errorf("from a subdirectory: %v", err)
+	}
 	out, err = stack("policy", "verify")
 	if err == nil || !strings.Contains(out, "software key") {
 		t.Fatalf("production: %v\n%s", err, out)
@@ -119,5 +124,8 @@ func TestPolicyCommands(t *testing.T) {
 	}
 	if _, err := stack("policy", "verify", "--root", "nope"); err == nil || !strings.Contains(err.Error(), `no commit "nope"`) || exit(io.Discard, err) != 1 {
 		t.Errorf("bad root: %v, want exit status 1", err)
+	}
+	if _, err := stack("-C", t.TempDir(), "policy", "verify"); err == nil || !strings.Contains(err.Error(), "not a git repository") || exit(io.Discard, err) != 1 {
+		t.Errorf("outside a git repository: %v", err)
 	}
 }

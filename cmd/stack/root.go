@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -74,6 +75,21 @@ func (g *globals) workspace() (*workspace.Workspace, error) {
 	}
 	ws.Data = g.data
 	return ws, nil
+}
+
+// gitDir is where a command that needs only git works (policy verify and
+// approve): --repo as given, absolute. git finds the repository from any
+// directory inside it, so it need not be a stack repository, and a clone
+// nested inside one is that clone, not the stack repository around it.
+func (g *globals) gitDir() (string, error) {
+	dir, err := filepath.Abs(g.repo)
+	if err != nil {
+		return "", err
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("--repo %s: not a directory: give a directory inside a git repository", g.repo)
+	}
+	return dir, nil
 }
 
 // dataDir is the data directory of stack serve: --data, else $STACK_DATA,
