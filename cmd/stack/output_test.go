@@ -53,6 +53,7 @@ func TestOutputFormats(t *testing.T) {
 		{"repo list without repositories", []string{"repo", "list", "--data", data}, true},
 		{"status", append(repo, "status"), false},
 		{"audit", []string{"audit", filepath.Join(cache, "oci") + ":good"}, false},
+		{"version", append(repo, "version"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

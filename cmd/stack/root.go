@@ -24,6 +24,7 @@ type globals struct {
 
 func newRootCmd() *cobra.Command {
 	g := &globals{}
+	var showVersion bool
 	root := &cobra.Command{
 		Use:   "stack",
 		Short: "Build, serve and deploy a hash-locked, self-hosted Kubernetes stack",
@@ -39,7 +40,14 @@ directory and its parents (or take --repo). Downloads and builds live in the
 cache: .cache/ in the repository unless --cache or $STACK_CACHE say otherwise.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if showVersion {
+				return printVersion(cmd, g)
+			}
+			return cmd.Help()
+		},
 	}
+	root.Flags().BoolVar(&showVersion, "version", false, "print what this program is, as stack version does")
 	root.PersistentFlags().StringVarP(&g.repo, "repo", "C", ".", "the stack repository (or a directory inside it)")
 	root.PersistentFlags().StringVar(&g.cache, "cache", "", "cache directory (default $STACK_CACHE, else REPO/.cache)")
 	root.PersistentFlags().StringVar(&g.data, "data", "", "data directory of stack serve: repositories, state repos, registry, CI (default $STACK_DATA, else CACHE/serve)")
@@ -62,6 +70,7 @@ cache: .cache/ in the repository unless --cache or $STACK_CACHE say otherwise.`,
 		newDeployCmd(g),
 		newDiffCmd(g),
 		newServeCmd(g),
+		newVersionCmd(g),
 		newUpCmd(g), newDownCmd(g), newStatusCmd(g), newKubeconfigCmd(g), newSuperviseCmd(),
 	)
 	return root
