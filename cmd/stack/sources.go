@@ -188,12 +188,18 @@ the hash in.`,
 	return cmd
 }
 
+// shortHash shortens a pin for a table to its algorithm and the first 12
+// characters of its value: ALGO:HEX (sha256:, h1:) or ALGO-BASE64 (npm's
+// sha512- integrity); "-" for none.
 func shortHash(h string) string {
-	algo, v, _ := strings.Cut(h, ":")
-	if len(v) > 12 {
-		v = v[:12] + "…"
+	if h == "" {
+		return "-"
 	}
-	return algo + ":" + v
+	i := strings.IndexAny(h, ":-")
+	if len(h)-(i+1) > 12 {
+		return h[:i+1+12] + "…"
+	}
+	return h
 }
 
 func yesNo(b bool) string {
