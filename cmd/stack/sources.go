@@ -161,8 +161,10 @@ track, or the exact --version given, computes its hash and, for Go modules, lock
 whole dependency graph; then it rewrites sources.yaml in place, keeping comments and
 order, writes the locks, and prints what changed. It needs the network. Nothing is
 written unless every named source updated. Running it on a source already at its
-newest release relocks it; adding an entry without a hash and running update fills
-the hash in.`,
+newest release relocks it: a lock that comes out different is printed as a change
+of its file (sha256 before and after), one that comes out the same is left alone, so
+"no changes" means nothing was written. Adding an entry without a hash and running
+update fills the hash in.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			format, ws, err := g.open()
 			if err != nil {
@@ -179,7 +181,14 @@ the hash in.`,
 				fmt.Fprintln(stdout(cmd), "no changes: every source is at its newest release")
 			}
 			for _, c := range changes {
-				fmt.Fprintf(stdout(cmd), "%s: %s %s -> %s\n", c.Source, c.Field, orNone(c.Old), c.New)
+				from, to := c.Old, c.New
+				if strings.Contains(c.Field, "/") { // a lock file: its sha256
+					to = shortHash(to)
+					if from != "" {
+						from = shortHash(from)
+					}
+				}
+				fmt.Fprintf(stdout(cmd), "%s: %s %s -> %s\n", c.Source, c.Field, orNone(from), to)
 			}
 			return nil
 		},
