@@ -11,7 +11,7 @@ import (
 	"github.com/hashbang/stack/internal/ui"
 )
 
-// auditResult is one audited image, as --output json prints it.
+// auditResult is one audited image, as --output json and yaml print it.
 type auditResult struct {
 	Image    string          `json:"image"`
 	Digest   string          `json:"digest"`
@@ -104,11 +104,8 @@ func auditCacheLayout(g *globals, ref string) (string, error) {
 
 func printAudit(cmd *cobra.Command, format ui.Format, results []auditResult) error {
 	w := stdout(cmd)
-	if format == ui.JSON {
-		if results == nil {
-			results = []auditResult{}
-		}
-		return ui.WriteJSON(w, results)
+	if format.Data() {
+		return ui.Write(w, format, results)
 	}
 	var rows [][]string
 	for _, r := range results {

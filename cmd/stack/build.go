@@ -26,8 +26,9 @@ is audited; one that fails is not recorded. Images go into the cache's OCI layou
 (CACHE/oci) and their digests into images/images.lock. Binaries and images whose
 inputs did not change are taken from the cache without rebuilding.
 
-It prints NAME@DIGEST per image; --output json prints an array of
-{name, digest, size, cached}.`,
+It prints NAME@DIGEST per image; --output json (or yaml) prints a list of
+{name, digest, size, cached}. With --check it exits 2 when a digest differs
+from the committed images/images.lock (1 is for errors).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			format, err := g.format()
 			if err != nil {
@@ -57,8 +58,8 @@ It prints NAME@DIGEST per image; --output json prints an array of
 					return err
 				}
 			}
-			if format == ui.JSON {
-				err = ui.WriteJSON(stdout(cmd), res)
+			if format.Data() {
+				err = ui.Write(stdout(cmd), format, res)
 			} else {
 				for _, r := range res {
 					fmt.Fprintf(stdout(cmd), "%s@%s\n", r.Name, r.Digest)
@@ -68,7 +69,9 @@ It prints NAME@DIGEST per image; --output json prints an array of
 				return err
 			}
 			if check {
-				return image.Check(committed, res)
+				if err := image.Check(committed, res); err != nil {
+					return differences(err)
+				}
 			}
 			return nil
 		},
@@ -86,8 +89,8 @@ func newReproCmd(g *globals) *cobra.Command {
 temporary directories at different paths and builds the image in each with this
 stack program, under different time zones, umasks and clock times, with fresh
 Go build and image caches (only the verified source downloads are shared). It exits
-non-zero when the two digests differ, printing every differing file (name, mode,
-size, hash) and config field. It also says whether the result matches
+2 when the two digests differ, printing every differing file (name, mode, size,
+hash) and config field, and 1 on an error. It also says whether the result matches
 images/images.lock.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -114,13 +117,13 @@ images/images.lock.`,
 					printRepro(cmd, r)
 				}
 			}
-			if format == ui.JSON {
-				if err := ui.WriteJSON(stdout(cmd), results); err != nil {
+			if format.Data() {
+				if err := ui.Write(stdout(cmd), format, results); err != nil {
 					return err
 				}
 			}
 			if len(failed) > 0 {
-				return fmt.Errorf("repro: %d of %d images are not reproducible: %v", len(failed), len(args), failed)
+				return differences(fmt.Errorf("repro: %d of %d images are not reproducible: %v", len(failed), len(args), failed))
 			}
 			return nil
 		},

@@ -79,11 +79,8 @@ func newCIListCmd(g *globals, dataDir func() (string, error)) *cobra.Command {
 			if limit > 0 && len(jobs) > limit {
 				jobs = jobs[:limit]
 			}
-			if format == ui.JSON {
-				if jobs == nil {
-					jobs = []*ci.Job{}
-				}
-				return ui.WriteJSON(stdout(cmd), jobs)
+			if format.Data() {
+				return ui.Write(stdout(cmd), format, jobs)
 			}
 			now := time.Now()
 			rows := make([][]string, 0, len(jobs))
@@ -191,8 +188,8 @@ same pipeline and ref still waiting in the queue is superseded.`,
 				fmt.Fprintln(cmd.ErrOrStderr(), "no runner is alive: the job starts with `stack serve`")
 			}
 			j := jobs[0]
-			if format == ui.JSON {
-				return ui.WriteJSON(stdout(cmd), j)
+			if format.Data() {
+				return ui.Write(stdout(cmd), format, j)
 			}
 			_, err = fmt.Fprintf(stdout(cmd), "queued %s: %s of %s at %s %s\n", j.ID, j.Pipeline, j.Repo, shortRef(j.Ref), short(j.Commit))
 			return err

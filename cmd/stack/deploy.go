@@ -65,8 +65,8 @@ tree, and only one that passes the signature policy from the trust root
 			o := g.release(f.rev, cmd.ErrOrStderr())
 			o.Root = root
 			res, d, derr := release.Deploy(cmd.Context(), ws, env, o, opts)
-			if format == ui.JSON {
-				if err := ui.WriteJSON(stdout(cmd), res); err != nil {
+			if format.Data() {
+				if err := ui.Write(stdout(cmd), format, res); err != nil {
 					return err
 				}
 			} else if res != nil && len(res.Objects) > 0 {
@@ -75,7 +75,7 @@ tree, and only one that passes the signature policy from the trust root
 			if derr != nil {
 				return derr
 			}
-			if !opts.DryRun && format != ui.JSON {
+			if !opts.DryRun && !format.Data() {
 				fmt.Fprintf(cmd.ErrOrStderr(), "deployed %s at %s: %s; state repo %s at %.12s\n", env.Name, shortCommit(res.Commit), res.Counts(), d.State.Dir, res.StateCommit)
 			}
 			return nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,7 +58,7 @@ func TestDeployCommands(t *testing.T) {
 		t.Fatalf("kubectl: %v\n%s", err, out)
 	}
 	out, _, err = stack("diff", "e2e", "--data", data)
-	if err == nil || err.Error() != "1 object differs" ||
+	if err == nil || err.Error() != "1 object differs" || exit(io.Discard, err) != 2 ||
 		!strings.Contains(out, `state → live:   data.mode: "calm" → "wild"`) || !strings.Contains(out, `live → render:  data.mode: "wild" → "calm"`) {
 		t.Errorf("diff after kubectl patch: %v\n%s", err, out)
 	}
@@ -107,6 +108,9 @@ func TestDeployCommands(t *testing.T) {
 	_, _, err = stack("deploy", "e2e", "--data", data, "--kubeconfig", down)
 	if err == nil || !strings.Contains(err.Error(), "cluster https://127.0.0.1:1 is unreachable") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("unreachable cluster: %v", err)
+	}
+	if _, _, err := stack("diff", "e2e", "--data", data, "--kubeconfig", down); exit(io.Discard, err) != 1 {
+		t.Errorf("diff of an unreachable cluster: %v, want exit status 1 (an error, not a difference)", err)
 	}
 	t.Log(err)
 }

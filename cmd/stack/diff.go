@@ -33,7 +33,8 @@ With --record, only live and state repo are compared, and drift is committed
 to the state repo as its own commit (Stack-Status: drift), so it shows in its
 git log; the drift pipeline of ci/pipelines.yaml runs this on a timer.
 
-Exit status: 0 when nothing differs (or drift was recorded), 1 otherwise.`,
+Exit status: 0 when nothing differs (or drift was recorded), 2 when
+something differs, 1 on an error.`,
 		Example: `  stack diff development
   stack diff development --record
   stack diff production -o json`,
@@ -64,8 +65,8 @@ Exit status: 0 when nothing differs (or drift was recorded), 1 otherwise.`,
 					return err
 				}
 			}
-			if format == ui.JSON {
-				if err := ui.WriteJSON(stdout(cmd), drift); err != nil {
+			if format.Data() {
+				if err := ui.Write(stdout(cmd), format, drift); err != nil {
 					return err
 				}
 			} else {
@@ -76,7 +77,7 @@ Exit status: 0 when nothing differs (or drift was recorded), 1 otherwise.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "recorded drift of %d objects in %s at %.12s\n", drift.Drifted(), d.State.Dir, drift.Recorded)
 				return nil
 			case len(drift.Objects) > 0:
-				return errors.New(plural(len(drift.Objects), "object differs", "objects differ"))
+				return differences(errors.New(plural(len(drift.Objects), "object differs", "objects differ")))
 			}
 			return nil
 		},

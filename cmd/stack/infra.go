@@ -87,8 +87,8 @@ Exit status: 0 nothing to do, 2 changes pending, 1 error (terraform's
 			if err != nil {
 				return err
 			}
-			if format == ui.JSON {
-				if err := ui.WriteJSON(stdout(cmd), plan); err != nil {
+			if format.Data() {
+				if err := ui.Write(stdout(cmd), format, plan); err != nil {
 					return err
 				}
 			} else {
@@ -166,7 +166,7 @@ gate first, as apply does.`,
 			if err != nil {
 				return err
 			}
-			if res.Provisioned == nil && format != ui.JSON {
+			if res.Provisioned == nil && !format.Data() {
 				fmt.Fprintf(cmd.ErrOrStderr(), "cluster %s does not exist: nothing to destroy\n", in.Env.Cluster)
 				return nil
 			}
@@ -179,8 +179,8 @@ gate first, as apply does.`,
 }
 
 func printInfra(cmd *cobra.Command, format ui.Format, res *release.InfraResult) error {
-	if format == ui.JSON {
-		return ui.WriteJSON(stdout(cmd), res)
+	if format.Data() {
+		return ui.Write(stdout(cmd), format, res)
 	}
 	fmt.Fprintln(stdout(cmd), res.Provisioned.Summary)
 	if res.StateCommit != "" {

@@ -22,6 +22,15 @@ func main() {
 	os.Exit(exit(os.Stderr, err))
 }
 
+// Exit statuses, the same for every command: 0 when it did what it was
+// asked and found nothing wrong, 1 on an error, 2 when a command that
+// compares or checks ran and found differences (stack diff, build --check,
+// repro, policy verify), so that scripts can tell "differs" from "broke".
+const (
+	exitFailed  = 1
+	exitDiffers = 2
+)
+
 // exitError ends stack with exit status code; err, when not nil, is
 // printed first.
 type exitError struct {
@@ -42,13 +51,17 @@ func (e *exitError) Unwrap() error { return e.err }
 // it is not nil (nil: what went wrong is printed already).
 func exitCode(code int, err error) error { return &exitError{code: code, err: err} }
 
+// differences is the error of a command that ran and found differences:
+// stack prints err and exits 2.
+func differences(err error) error { return exitCode(exitDiffers, err) }
+
 // exit prints err on w, as `stack: ERR`, and returns the exit status it
 // means: 0 for none, an exitError's code, else 1.
 func exit(w io.Writer, err error) int {
 	if err == nil {
 		return 0
 	}
-	code, msg := 1, err
+	code, msg := exitFailed, err
 	var ee *exitError
 	if errors.As(err, &ee) {
 		code, msg = ee.code, ee.err

@@ -39,14 +39,22 @@ func newPolicyVerifyCmd(g *globals) *cobra.Command {
 		Short: "Check, offline, every commit of a range under an environment's rules",
 		Long: `verify judges every commit from the trust root (or from A, given A..B) up to
 the tip (default HEAD) under ENV's rules, and prints one verdict per commit: the
-signer's principals, key type and why it passes or fails. It exits non-zero if any
-commit fails.`,
+signer's principals, key type and why it passes or fails. It exits 2 if any
+commit fails, 1 if it cannot check.
+
+It needs only git: it reads every commit, its config/admins, config/developers
+and config/policy.yaml from the repository's history, so it works in any clone
+(--repo, default the current directory), stack repository or not.`,
 		Example: `  stack policy verify --root 1a2b3c4d
   stack policy verify --env staging origin/staging
   stack policy verify -o json production~10..production`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, ws, err := g.open()
+			format, err := g.format()
+			if err != nil {
+				return err
+			}
+			dir, err := g.gitDir()
 			if err != nil {
 				return err
 			}
@@ -58,7 +66,7 @@ commit fails.`,
 			if err != nil {
 				return err
 			}
-			tr, err := policy.ConfiguredRoot(cmd.Context(), ws.Root)
+			tr, err := policy.ConfiguredRoot(cmd.Context(), dir)
 			if err != nil {
 				return err
 			}
@@ -67,14 +75,14 @@ commit fails.`,
 			} else if rootKey != "" {
 				tr.Key = rootKey
 			}
-			v := &policy.Verifier{Dir: ws.Root, Root: tr}
+			v := &policy.Verifier{Dir: dir, Root: tr}
 			step := progress(cmd).Start("verify %s under %s rules", rng, env)
 			rep, err := v.VerifyRange(cmd.Context(), env, from, to)
 			if step.Done(err) != nil {
 				return err
 			}
-			if format == ui.JSON {
-				if err := ui.WriteJSON(stdout(cmd), rep); err != nil {
+			if format.Data() {
+				if err := ui.Write(stdout(cmd), format, rep); err != nil {
 					return err
 				}
 			} else {
@@ -94,7 +102,7 @@ commit fails.`,
 				}
 			}
 			if bad := rep.Failed(); len(bad) > 0 {
-				return fmt.Errorf("%d of %d commits fail the %s policy", len(bad), len(rep.Verdicts), env)
+				return differences(fmt.Errorf("%d of %d commits fail the %s policy", len(bad), len(rep.Verdicts), env))
 			}
 			return nil
 		},
@@ -126,17 +134,17 @@ CURRENT to COMMIT. Publish with: git push REMOTE refs/notes/approvals.`,
 			if key == "" {
 				return fmt.Errorf("no signing key: pass --key FILE (your SSH private key, or its .pub with the key in ssh-agent)")
 			}
-			ws, err := g.workspace()
+			dir, err := g.gitDir()
 			if err != nil {
 				return err
 			}
-			commit, err := policy.ResolveCommit(cmd.Context(), ws.Root, args[0])
+			commit, err := policy.ResolveCommit(cmd.Context(), dir, args[0])
 			if err != nil {
 				return err
 			}
 			st := policy.Statement{Kind: policy.Approve, Commit: commit, Env: env}
 			if rollbackFrom != "" {
-				from, err := policy.ResolveCommit(cmd.Context(), ws.Root, rollbackFrom)
+				from, err := policy.ResolveCommit(cmd.Context(), dir, rollbackFrom)
 				if err != nil {
 					return err
 				}
@@ -149,7 +157,7 @@ CURRENT to COMMIT. Publish with: git push REMOTE refs/notes/approvals.`,
 			if err != nil {
 				return err
 			}
-			if err := policy.AddApproval(cmd.Context(), ws.Root, commit, block); err != nil {
+			if err := policy.AddApproval(cmd.Context(), dir, commit, block); err != nil {
 				return err
 			}
 			res := struct {
@@ -158,8 +166,8 @@ CURRENT to COMMIT. Publish with: git push REMOTE refs/notes/approvals.`,
 				KeyType     string `json:"key_type"`
 				Notes       string `json:"notes"`
 			}{strings.TrimSpace(st.String()), sig.Fingerprint(), sig.PublicKey.Type(), policy.ApprovalsRef}
-			if format == ui.JSON {
-				return ui.WriteJSON(stdout(cmd), res)
+			if format.Data() {
+				return ui.Write(stdout(cmd), format, res)
 			}
 			fmt.Fprintf(stdout(cmd), "signed %q with %s %s\nadded to %s; publish with: git push REMOTE %s\n",
 				res.Statement, res.KeyType, res.Fingerprint, res.Notes, res.Notes)

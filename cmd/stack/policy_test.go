@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,7 +28,8 @@ func TestParseRange(t *testing.T) {
 }
 
 // TestPolicyCommands runs stack policy verify and approve on a repository
-// signed with ssh-keygen keys through git itself.
+// signed with ssh-keygen keys through git itself. It has config/ but no
+// config/sources.yaml: the policy commands need only git.
 func TestPolicyCommands(t *testing.T) {
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "repo")
@@ -60,7 +62,6 @@ func TestPolicyCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("config/sources.yaml", "sources: []\n")
 	write("config/admins", pub("alice")+pub("bob"))
 	write("config/policy.yaml", "environments:\n  staging:\n    quorum: 2\n")
 	sh(repo, "git", "config", "gpg.format", "ssh")
@@ -86,6 +87,14 @@ func TestPolicyCommands(t *testing.T) {
 	out, err := stack("policy", "verify", "--env", "staging")
 	if err == nil || !strings.Contains(err.Error(), "1 of 2 commits fail the staging policy") || !strings.Contains(out, "needs 2 distinct signers, has 1") {
 		t.Fatalf("before approval: %v\n%s", err, out)
+	}
+	if code := exit(io.Discard, err); code != 2 {
+		t.Errorf("a failing commit: exit status %d, want 2", code)
+	}
+	// From a directory inside the repository, as git would.
+	os.MkdirAll(filepath.Join(repo, "config", "sub"), 0o755)
+	if _, err := stack("-C", filepath.Join(repo, "config", "sub"), "policy", "verify", "--env", "staging"); exit(io.Discard, err) != 2 {
+		t.Errorf("from a subdirectory: %v", err)
 	}
 	out, err = stack("policy", "verify")
 	if err == nil || !strings.Contains(out, "software key") {
@@ -113,7 +122,10 @@ func TestPolicyCommands(t *testing.T) {
 	if _, err := stack("policy", "approve", "HEAD", "--env", "staging"); err == nil || !strings.Contains(err.Error(), "--key") {
 		t.Errorf("approve without key: %v", err)
 	}
-	if _, err := stack("policy", "verify", "--root", "nope"); err == nil || !strings.Contains(err.Error(), `no commit "nope"`) {
-		t.Errorf("bad root: %v", err)
+	if _, err := stack("policy", "verify", "--root", "nope"); err == nil || !strings.Contains(err.Error(), `no commit "nope"`) || exit(io.Discard, err) != 1 {
+		t.Errorf("bad root: %v, want exit status 1", err)
+	}
+	if _, err := stack("-C", t.TempDir(), "policy", "verify"); err == nil || !strings.Contains(err.Error(), "not a git repository") || exit(io.Discard, err) != 1 {
+		t.Errorf("outside a git repository: %v", err)
 	}
 }

@@ -55,8 +55,8 @@ credentials come from the container tools' login configuration (docker login).`,
 			if err != nil {
 				return err
 			}
-			if format == ui.JSON {
-				return ui.WriteJSON(stdout(cmd), pushed)
+			if format.Data() {
+				return ui.Write(stdout(cmd), format, pushed)
 			}
 			return nil
 		},

@@ -42,12 +42,12 @@ work tree.`,
 			if err != nil {
 				return err
 			}
-			if format == ui.JSON {
+			if format.Data() {
 				items := make([]any, len(r.Objects))
 				for i, u := range r.Objects {
 					items[i] = u.Object
 				}
-				return ui.WriteJSON(stdout(cmd), map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
+				return ui.Write(stdout(cmd), format, map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
 			}
 			data, err := r.YAML()
 			if err != nil {
@@ -107,8 +107,8 @@ deviates from local only via small overlays" is something to review.`,
 			if err != nil {
 				return err
 			}
-			if format == ui.JSON {
-				return ui.WriteJSON(stdout(cmd), devs)
+			if format.Data() {
+				return ui.Write(stdout(cmd), format, devs)
 			}
 			var rows [][]string
 			for _, d := range devs {

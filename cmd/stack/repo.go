@@ -39,8 +39,8 @@ each [a-z0-9][a-z0-9._-]*.`,
 			if err != nil {
 				return err
 			}
-			if format == ui.JSON {
-				return ui.WriteJSON(stdout(cmd), repo)
+			if format.Data() {
+				return ui.Write(stdout(cmd), format, repo)
 			}
 			_, err = fmt.Fprintf(stdout(cmd), "created %s at %s\n", repo.Name, repo.Path)
 			return err
@@ -64,8 +64,8 @@ each [a-z0-9][a-z0-9._-]*.`,
 			if err != nil {
 				return err
 			}
-			if format == ui.JSON {
-				return ui.WriteJSON(stdout(cmd), repos)
+			if format.Data() {
+				return ui.Write(stdout(cmd), format, repos)
 			}
 			rows := make([][]string, 0, len(repos))
 			for _, r := range repos {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -23,6 +24,7 @@ type globals struct {
 
 func newRootCmd() *cobra.Command {
 	g := &globals{}
+	var showVersion bool
 	root := &cobra.Command{
 		Use:   "stack",
 		Short: "Build, serve and deploy a hash-locked, self-hosted Kubernetes stack",
@@ -38,11 +40,18 @@ directory and its parents (or take --repo). Downloads and builds live in the
 cache: .cache/ in the repository unless --cache or $STACK_CACHE say otherwise.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if showVersion {
+				return printVersion(cmd, g)
+			}
+			return cmd.Help()
+		},
 	}
+	root.Flags().BoolVar(&showVersion, "version", false, "print what this program is, as stack version does")
 	root.PersistentFlags().StringVarP(&g.repo, "repo", "C", ".", "the stack repository (or a directory inside it)")
 	root.PersistentFlags().StringVar(&g.cache, "cache", "", "cache directory (default $STACK_CACHE, else REPO/.cache)")
 	root.PersistentFlags().StringVar(&g.data, "data", "", "data directory of stack serve: repositories, state repos, registry, CI (default $STACK_DATA, else CACHE/serve)")
-	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "result format: text or json")
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "result format: text, json or yaml")
 	root.PersistentFlags().StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig of the environment's cluster, instead of its backend's (local: CACHE/node/CLUSTER/kubeconfig)")
 	root.PersistentFlags().StringVar(&g.context, "context", "", "kubeconfig context to use (default the environment's `context:`, else the file's current one)")
 	root.AddCommand(
@@ -62,6 +71,7 @@ cache: .cache/ in the repository unless --cache or $STACK_CACHE say otherwise.`,
 		newInfraCmd(g),
 		newDiffCmd(g),
 		newServeCmd(g),
+		newVersionCmd(g),
 		newUpCmd(g), newDownCmd(g), newStatusCmd(g), newKubeconfigCmd(g), newSuperviseCmd(),
 	)
 	return root
@@ -75,6 +85,21 @@ func (g *globals) workspace() (*workspace.Workspace, error) {
 	}
 	ws.Data = g.data
 	return ws, nil
+}
+
+// gitDir is where a command that needs only git works (policy verify and
+// approve): --repo as given, absolute. git finds the repository from any
+// directory inside it, so it need not be a stack repository, and a clone
+// nested inside one is that clone, not the stack repository around it.
+func (g *globals) gitDir() (string, error) {
+	dir, err := filepath.Abs(g.repo)
+	if err != nil {
+		return "", err
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("--repo %s: not a directory: give a directory inside a git repository", g.repo)
+	}
+	return dir, nil
 }
 
 // dataDir is the data directory of stack serve: --data, else $STACK_DATA,

@@ -14,6 +14,10 @@ import (
 	"github.com/hashbang/stack/internal/ui"
 )
 
+// maxJobs is the most CI jobs --jobs lets run at once: each is a checkout
+// and whatever its pipeline builds, so more is a typo, not a machine.
+const maxJobs = 64
+
 func newServeCmd(g *globals) *cobra.Command {
 	var cfg serve.Config
 	cmd := &cobra.Command{
@@ -37,6 +41,9 @@ It prints where each part listens and the SSH host key's fingerprint.`,
   stack serve --registry-addr 0.0.0.0:5000 --htpasswd /etc/stack/htpasswd`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if n := cfg.CI.Concurrency; n < 1 || n > maxJobs {
+				return fmt.Errorf("--jobs %d: the number of CI jobs run at once must be from 1 to %d", n, maxJobs)
+			}
 			if serve.NeedInit() {
 				code, err := serve.Init()
 				return exitCode(code, err)
@@ -62,7 +69,7 @@ It prints where each part listens and the SSH host key's fingerprint.`,
 	cmd.Flags().StringVar(&cfg.RegistryAddr, "registry-addr", registry.DefaultAddr, "address the registry listens on")
 	cmd.Flags().StringVar(&cfg.Htpasswd, "htpasswd", "", "bcrypt htpasswd file: the registry asks for credentials (required off loopback)")
 	cmd.Flags().StringVar(&cfg.SSHAddr, "ssh-addr", gitserve.DefaultAddr, "address the SSH git server listens on")
-	cmd.Flags().IntVar(&cfg.CI.Concurrency, "jobs", 1, "CI jobs run at once")
+	cmd.Flags().IntVar(&cfg.CI.Concurrency, "jobs", 1, fmt.Sprintf("CI jobs run at once (1 to %d)", maxJobs))
 	return cmd
 }
 
@@ -107,8 +114,8 @@ Until one is set, every push to a protected ref is rejected.`,
 			if err != nil {
 				return err
 			}
-			if format == ui.JSON {
-				return ui.WriteJSON(stdout(cmd), root)
+			if format.Data() {
+				return ui.Write(stdout(cmd), format, root)
 			}
 			switch {
 			case root.Commit == "":

@@ -69,8 +69,8 @@ func newSourcesListCmd(g *globals) *cobra.Command {
 				rows = append(rows, r)
 				table = append(table, []string{s.Name, string(s.Kind), s.Version, shortHash(s.Hash), yesNo(r.Cached)})
 			}
-			if format == ui.JSON {
-				return ui.WriteJSON(stdout(cmd), rows)
+			if format.Data() {
+				return ui.Write(stdout(cmd), format, rows)
 			}
 			return ui.Table(stdout(cmd), []string{"NAME", "KIND", "VERSION", "HASH", "CACHED"}, table)
 		},
@@ -102,8 +102,8 @@ not cached are not errors.`,
 				problems = append(problems, st.Problems...)
 				artifacts += st.Artifacts
 			}
-			if format == ui.JSON {
-				if err := ui.WriteJSON(stdout(cmd), res); err != nil {
+			if format.Data() {
+				if err := ui.Write(stdout(cmd), format, res); err != nil {
 					return err
 				}
 			} else {
@@ -141,8 +141,8 @@ the in-repo cache (cache/) are taken from there first.`,
 				return err
 			}
 			res, err := source.NewFetcher(ws, progress(cmd)).Fetch(cmd.Context(), srcs)
-			if format == ui.JSON {
-				if werr := ui.WriteJSON(stdout(cmd), res); err == nil {
+			if format.Data() {
+				if werr := ui.Write(stdout(cmd), format, res); err == nil {
 					err = werr
 				}
 			}
@@ -161,8 +161,10 @@ track, or the exact --version given, computes its hash and, for Go modules, lock
 whole dependency graph; then it rewrites sources.yaml in place, keeping comments and
 order, writes the locks, and prints what changed. It needs the network. Nothing is
 written unless every named source updated. Running it on a source already at its
-newest release relocks it; adding an entry without a hash and running update fills
-the hash in.`,
+newest release relocks it: a lock that comes out different is printed as a change
+of its file (sha256 before and after), one that comes out the same is left alone, so
+"no changes" means nothing was written. Adding an entry without a hash and running
+update fills the hash in.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			format, ws, err := g.open()
 			if err != nil {
@@ -172,14 +174,21 @@ the hash in.`,
 			if err != nil {
 				return err
 			}
-			if format == ui.JSON {
-				return ui.WriteJSON(stdout(cmd), changes)
+			if format.Data() {
+				return ui.Write(stdout(cmd), format, changes)
 			}
 			if len(changes) == 0 {
 				fmt.Fprintln(stdout(cmd), "no changes: every source is at its newest release")
 			}
 			for _, c := range changes {
-				fmt.Fprintf(stdout(cmd), "%s: %s %s -> %s\n", c.Source, c.Field, orNone(c.Old), c.New)
+				from, to := c.Old, c.New
+				if strings.Contains(c.Field, "/") { // a lock file: its sha256
+					to = shortHash(to)
+					if from != "" {
+						from = shortHash(from)
+					}
+				}
+				fmt.Fprintf(stdout(cmd), "%s: %s %s -> %s\n", c.Source, c.Field, orNone(from), to)
 			}
 			return nil
 		},
@@ -188,12 +197,18 @@ the hash in.`,
 	return cmd
 }
 
+// shortHash shortens a pin for a table to its algorithm and the first 12
+// characters of its value: ALGO:HEX (sha256:, h1:) or ALGO-BASE64 (npm's
+// sha512- integrity); "-" for none.
 func shortHash(h string) string {
-	algo, v, _ := strings.Cut(h, ":")
-	if len(v) > 12 {
-		v = v[:12] + "…"
+	if h == "" {
+		return "-"
 	}
-	return algo + ":" + v
+	i := strings.IndexAny(h, ":-")
+	if len(h)-(i+1) > 12 {
+		return h[:i+1+12] + "…"
+	}
+	return h
 }
 
 func yesNo(b bool) string {

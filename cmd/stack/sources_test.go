@@ -115,3 +115,47 @@ func fileCount(t *testing.T, dir string) int {
 func lineOf(data []byte, s string) int {
 	return bytes.Count(data[:bytes.Index(data, []byte(s))], []byte("\n")) + 1
 }
+
+func TestShortHash(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"sha256:a00351f8c0318de0b424ecf5cd0fdb69880a89f3511cae4f6fff7de3e57881c5", "sha256:a00351f8c031…"},
+		{"h1:qDQdoMiluAE2Eab6Fa52YV+WjiGz9mZFFoagEA6cI+o=", "h1:qDQdoMiluAE2…"},
+		{"sha512-qHnz5tFsHoj/WM+uRENVjWONi5hVvmwrgq8A4V76KpuVNAc4+jwK8x4gwbobE9BtHNg/AKR2583eYorLF/c7ng==", "sha512-qHnz5tFsHoj/…"},
+		{"sha256:00", "sha256:00"},
+		{"", "-"},
+	}
+	for _, tt := range tests {
+		if got := shortHash(tt.in); got != tt.want {
+			t.Errorf("shortHash(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestSourcesListText: every hash of the committed sources, npm's
+// integrity included, is shortened the same way, so the table stays narrow.
+func TestSourcesListText(t *testing.T) {
+	out, _, err := run(t, "-C", repoRoot(t), "--cache", t.TempDir(), "sources", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	npm := 0
+	for _, l := range lines[1:] {
+		if n := len([]rune(l)); n > 100 {
+			t.Errorf("%d columns: %s", n, l)
+		}
+		f := strings.Fields(l)
+		if len(f) != 5 || !strings.HasSuffix(f[3], "…") || strings.HasSuffix(f[3], ":") || strings.Contains(f[3], "…:") {
+			t.Errorf("row %q: want NAME KIND VERSION HASH… CACHED", l)
+		}
+		if f[1] == "npm" {
+			npm++
+			if !strings.HasPrefix(f[3], "sha512-") || len([]rune(f[3])) != len("sha512-")+13 {
+				t.Errorf("npm hash %q", f[3])
+			}
+		}
+	}
+	if npm == 0 {
+		t.Errorf("no npm source listed:\n%s", out)
+	}
+}

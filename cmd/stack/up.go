@@ -57,8 +57,8 @@ stops everything and restores the host.`,
 			if err != nil {
 				return err
 			}
-			if format == ui.JSON {
-				return ui.WriteJSON(stdout(cmd), res)
+			if format.Data() {
+				return ui.Write(stdout(cmd), format, res)
 			}
 			var names []string
 			for n := range res.Services {
@@ -129,8 +129,8 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if format == ui.JSON {
-				return ui.WriteJSON(stdout(cmd), st)
+			if format.Data() {
+				return ui.Write(stdout(cmd), format, st)
 			}
 			var rows [][]string
 			for _, s := range st {

@@ -69,4 +69,12 @@ require (
 	sigs.k8s.io/yaml v1.4.0 // indirect
 )
 
+replace go.etcd.io/etcd/api/v3 => go.etcd.io/etcd/api/v3 v3.6.16
+
+replace go.etcd.io/etcd/client/pkg/v3 => go.etcd.io/etcd/client/pkg/v3 v3.6.16
+
+replace go.etcd.io/etcd/client/v3 => go.etcd.io/etcd/client/v3 v3.6.16
+
+replace go.etcd.io/etcd/pkg/v3 => go.etcd.io/etcd/pkg/v3 v3.6.16
+
 tool go.etcd.io/etcd/server/v3/etcdmain

@@ -241,10 +241,6 @@ replace k8s.io/pod-security-admission => k8s.io/pod-security-admission v0.36.3
 
 replace k8s.io/sample-apiserver => k8s.io/sample-apiserver v0.36.3
 
-replace k8s.io/sample-cli-plugin => k8s.io/sample-cli-plugin v0.36.3
-
-replace k8s.io/sample-controller => k8s.io/sample-controller v0.36.3
-
 replace k8s.io/streaming => k8s.io/streaming v0.36.3
 
 godebug default=go1.26

@@ -120,6 +120,20 @@ func (s *session) commit(id string) (*Commit, error) {
 	return c, nil
 }
 
+// subject is the subject of the commit rev names (a tag is peeled to its
+// commit), or "" when it names none: for messages, never for judging.
+func (s *session) subject(rev string) string {
+	id, err := s.r.resolve(rev)
+	if err != nil {
+		return ""
+	}
+	c, err := s.commit(id)
+	if err != nil {
+		return ""
+	}
+	return c.Subject()
+}
+
 // signature parses and cryptographically checks the signature of c.
 func (s *session) signature(c *Commit) *checkedSig {
 	if cs, ok := s.sigs[c.ID]; ok {

@@ -170,11 +170,32 @@ func TestPushApprovalsInSamePush(t *testing.T) {
 func TestPushWithoutTrustRoot(t *testing.T) {
 	w := newWorld(t, "")
 	bare := bareWithHook(t, "")
-	if out, ok := push(t, w, bare, w.root+":refs/heads/production"); ok || !strings.Contains(out, "no trust root configured") {
-		t.Errorf("ok=%v\n%s", ok, out)
+	// The line names the commit by its subject, and says how to trust a root.
+	out, ok := push(t, w, bare, w.root+":refs/heads/production")
+	if want := "remote: refs/heads/production " + short(w.root) + ` "introduce admins": refs/heads/production is protected (production) but the server has no trust root configured`; ok ||
+		!strings.Contains(out, want) || !strings.Contains(out, "stack repo trust") || strings.Contains(out, `""`) {
+		t.Errorf("ok=%v, want a line with %q\n%s", ok, want, out)
 	}
 	if out, ok := push(t, w, bare, w.root+":refs/heads/main"); !ok {
 		t.Errorf("unprotected ref refused: %s", out)
+	}
+}
+
+func TestRejectionString(t *testing.T) {
+	c := strings.Repeat("ab", 20)
+	tests := []struct {
+		r    Rejection
+		want string
+	}{
+		{Rejection{Ref: "refs/heads/production", Commit: c, Subject: "fix: \"quotes\"", Reason: "unsigned"},
+			`refs/heads/production abababababab "fix: \"quotes\"": unsigned`},
+		{Rejection{Ref: "refs/tags/v1", Commit: c, Reason: "refs/tags/v1 is protected (production): it must point to a commit"},
+			"refs/tags/v1 abababababab: refs/tags/v1 is protected (production): it must point to a commit"},
+	}
+	for _, tt := range tests {
+		if got := tt.r.String(); got != tt.want {
+			t.Errorf("got  %s\nwant %s", got, tt.want)
+		}
 	}
 }
 

@@ -73,14 +73,20 @@ type RefUpdate struct {
 
 // Rejection is why a push is refused: one per offending commit.
 type Rejection struct {
-	Ref     string `json:"ref"`
-	Commit  string `json:"commit"`
+	Ref    string `json:"ref"`
+	Commit string `json:"commit"`
+	// Subject is the commit's subject; empty when Commit names no commit
+	// in the repository.
 	Subject string `json:"subject"`
 	Reason  string `json:"reason"`
 }
 
-// String is the one line a pre-receive hook prints for the rejection.
+// String is the one line a pre-receive hook prints for the rejection:
+// ref, commit, its subject in quotes (when there is one), and why.
 func (r Rejection) String() string {
+	if r.Subject == "" {
+		return fmt.Sprintf("%s %s: %s", r.Ref, short(r.Commit), r.Reason)
+	}
 	return fmt.Sprintf("%s %s %q: %s", r.Ref, short(r.Commit), r.Subject, r.Reason)
 }
 
@@ -184,11 +190,12 @@ func (v *Verifier) CheckPush(ctx context.Context, updates []RefUpdate) ([]Reject
 			continue
 		}
 		if isZero(u.New) {
-			out = append(out, Rejection{Ref: u.Ref, Commit: u.Old, Reason: fmt.Sprintf("%s is protected (%s): it cannot be deleted", u.Ref, strings.Join(envs, ", "))})
+			out = append(out, Rejection{Ref: u.Ref, Commit: u.Old, Subject: s.subject(u.Old), Reason: fmt.Sprintf("%s is protected (%s): it cannot be deleted", u.Ref, strings.Join(envs, ", "))})
 			continue
 		}
 		if v.Root.Commit == "" {
-			out = append(out, Rejection{Ref: u.Ref, Commit: u.New, Reason: fmt.Sprintf("%s is protected (%s) but the server has no trust root configured: ask its operator to set one", u.Ref, strings.Join(envs, ", "))})
+			out = append(out, Rejection{Ref: u.Ref, Commit: u.New, Subject: s.subject(u.New),
+				Reason: fmt.Sprintf("%s is protected (%s) but the server has no trust root configured, so nothing is accepted there: its operator sets one with `stack repo trust`", u.Ref, strings.Join(envs, ", "))})
 			continue
 		}
 		if s.root == "" {

@@ -35,8 +35,9 @@ func TestGoModLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(changes) != 1 || changes[0].Field != "hash" || !strings.HasPrefix(changes[0].New, "h1:") {
-		t.Fatalf("changes = %+v, want the hash filled in", changes)
+	if len(changes) != 3 || changes[0].Field != "hash" || !strings.HasPrefix(changes[0].New, "h1:") ||
+		changes[1].Field != "config/locks/hello.mod" || changes[2].Field != "config/locks/hello.sum" {
+		t.Fatalf("changes = %+v, want the hash filled in and the lock written", changes)
 	}
 	data, _ := os.ReadFile(ws.Sources())
 	for _, keep := range []string{"# Sources of the test stack.", "# The hello tool.", "version: v1.0.0   # the first release"} {
@@ -124,8 +125,9 @@ func TestGoModLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(changes) != 2 || changes[0].Field != "version" || changes[0].New != "v1.1.0" {
-		t.Fatalf("changes = %+v, want version v1.1.0 and its hash", changes)
+	if len(changes) != 4 || changes[0].Field != "version" || changes[0].New != "v1.1.0" || changes[1].Field != "hash" ||
+		changes[2].Field != "config/locks/hello.mod" || changes[3].Field != "config/locks/hello.sum" {
+		t.Fatalf("changes = %+v, want version v1.1.0, its hash and its lock", changes)
 	}
 	data, _ = os.ReadFile(ws.Sources())
 	if !bytes.Contains(data, []byte("version: v1.1.0   # the first release")) {

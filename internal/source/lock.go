@@ -240,17 +240,27 @@ func consumerModule(s *Source, upstream []byte) ([]byte, error) {
 	if err := f.AddRequire(s.Module, s.Version); err != nil {
 		return nil, err
 	}
+	required := map[string]bool{}
+	for _, r := range up.Require {
+		required[r.Mod.Path] = true
+	}
 	for _, r := range up.Replace {
 		newPath, newVersion := r.New.Path, r.New.Version
 		if modfile.IsDirectoryPath(newPath) {
+			if !required[r.Old.Path] {
+				// Only the modules the source requires are in its build
+				// (its go.mod lists every one since Go 1.17). A directory
+				// standing in for another is a guard against its use
+				// (etcd's ./FORBIDDEN_DEPENDENCY) or a module of the
+				// repository the source does not build from (Kubernetes'
+				// samples): nothing to replace.
+				continue
+			}
 			if s.ReplaceLocal == "" {
 				return nil, fmt.Errorf("%s@%s replaces %s with the directory %s, which only exists in its repository: set `replace-local:` in sources.yaml to the published version to use instead", s.Module, s.Version, r.Old.Path, newPath)
 			}
-			if module.Check(r.Old.Path, s.ReplaceLocal) != nil {
-				// A directory that cannot stand for a published version of
-				// the module (etcd's ./FORBIDDEN_DEPENDENCY markers): the
-				// module is not meant to be in the build at all.
-				continue
+			if err := module.Check(r.Old.Path, s.ReplaceLocal); err != nil {
+				return nil, fmt.Errorf("%s@%s replaces %s with the directory %s, and replace-local %s cannot stand for it: %v", s.Module, s.Version, r.Old.Path, newPath, s.ReplaceLocal, err)
 			}
 			newPath, newVersion = r.Old.Path, s.ReplaceLocal
 		}

@@ -21,7 +21,10 @@ import (
 	"github.com/hashbang/stack/internal/workspace"
 )
 
-// Change is one value update changed.
+// Change is one value update changed: a key of a source's entry in
+// sources.yaml, or one file of its lock (Field is then the file's path in
+// the repository, Old and New the sha256 of its content, Old empty when
+// there was none).
 type Change struct {
 	Source string `json:"source"`
 	Field  string `json:"field"`
@@ -47,7 +50,9 @@ func NewUpdater(ws *workspace.Workspace, p *ui.Progress) *Updater {
 // release within its track, or version when not empty (only with one name),
 // computes its hash and lock, and rewrites sources.yaml and the locks. It
 // writes nothing unless every source updated cleanly. Sources already at
-// the newest release are relocked, so update also repairs a stale lock.
+// the newest release are relocked, so update also repairs a stale lock; a
+// lock that comes out the same is not written, and one that does not is a
+// Change, so "no changes" means the tree was left as it was.
 func (u *Updater) Update(ctx context.Context, names []string, version string) ([]Change, error) {
 	path := u.ws.Sources()
 	data, err := os.ReadFile(path)
@@ -76,9 +81,6 @@ func (u *Updater) Update(ctx context.Context, names []string, version string) ([
 		if err = step.Done(err); err != nil {
 			return nil, fmt.Errorf("update %s: %w", s.Name, err)
 		}
-		if lock != nil {
-			locks[s.Name] = lock
-		}
 		for _, f := range []struct{ key, old, new string }{
 			{"version", s.Version, next.Version},
 			{"replace-local", s.ReplaceLocal, next.ReplaceLocal},
@@ -87,6 +89,16 @@ func (u *Updater) Update(ctx context.Context, names []string, version string) ([
 			if f.old != f.new {
 				edits = append(edits, edit{src: s, key: f.key, value: f.new})
 				changes = append(changes, Change{Source: s.Name, Field: f.key, Old: f.old, New: f.new})
+			}
+		}
+		if lock != nil {
+			lc, err := u.lockChanges(s.Name, lock)
+			if err != nil {
+				return nil, err
+			}
+			if len(lc) > 0 {
+				locks[s.Name] = lock
+				changes = append(changes, lc...)
 			}
 		}
 	}
@@ -108,6 +120,31 @@ func (u *Updater) Update(ctx context.Context, names []string, version string) ([
 		}
 	}
 	return changes, nil
+}
+
+// lockChanges compares the lock of source name in the repository with
+// lock, file by file.
+func (u *Updater) lockChanges(name string, lock *Lock) ([]Change, error) {
+	modPath, sumPath := LockFiles(u.ws.Locks(), name)
+	var out []Change
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{modPath, lock.Mod}, {sumPath, lock.Sum}} {
+		old, err := os.ReadFile(f.path)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		if err == nil && bytes.Equal(old, f.data) {
+			continue
+		}
+		c := Change{Source: name, Field: u.ws.Rel(f.path), New: digest.FromBytes(f.data).String()}
+		if err == nil {
+			c.Old = digest.FromBytes(old).String()
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // resolve returns s as it should be: at the chosen version, with its hash,

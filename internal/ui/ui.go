@@ -1,18 +1,22 @@
 // Package ui owns how stack talks to the person or script running it: tables
-// and JSON for results, and progress that is a live line on a terminal and
-// plain lines everywhere else. Results go to stdout, progress to stderr.
+// for people and JSON or YAML for scripts as results, and progress that is a
+// live line on a terminal and plain lines everywhere else. Results go to
+// stdout, progress to stderr.
 package ui
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
+	"go.yaml.in/yaml/v3"
 	"golang.org/x/term"
 )
 
@@ -23,22 +27,118 @@ type Format string
 const (
 	Text Format = "text"
 	JSON Format = "json"
+	YAML Format = "yaml"
 )
 
 // ParseFormat checks a --output value.
 func ParseFormat(s string) (Format, error) {
 	switch Format(s) {
-	case Text, JSON:
+	case Text, JSON, YAML:
 		return Format(s), nil
 	}
-	return "", fmt.Errorf("unknown output format %q: use text or json", s)
+	return "", fmt.Errorf("unknown output format %q: use text, json or yaml", s)
 }
 
-// WriteJSON writes v as indented JSON followed by a newline.
-func WriteJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+// Data reports whether f is for scripts (json, yaml): the command prints
+// its result with Write, and nothing else on stdout.
+func (f Format) Data() bool { return f == JSON || f == YAML }
+
+// Write prints the result v for scripts: indented JSON (f is JSON) or YAML
+// (f is YAML) followed by a newline. YAML holds what the JSON holds, under
+// the same names and in the same order. A nil slice is printed as an empty
+// list, so that a script always gets a list where one is promised.
+func Write(w io.Writer, f Format, v any) error {
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.IsNil() {
+		v = []any{}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	switch f {
+	case JSON:
+		_, err := w.Write(buf.Bytes())
+		return err
+	case YAML:
+		out, err := jsonToYAML(buf.Bytes())
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(out)
+		return err
+	}
+	return fmt.Errorf("ui.Write: format %q is not for scripts", f)
+}
+
+// jsonToYAML converts one JSON document to block-style YAML, keeping the
+// order of object keys: it builds the YAML node tree from the JSON tokens,
+// each scalar tagged with its JSON type, and leaves the encoder to quote a
+// string wherever its plain form would read as something else.
+func jsonToYAML(data []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	n, err := yamlNode(dec)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	enc := yaml.NewEncoder(&out)
+	enc.SetIndent(2)
+	if err := enc.Encode(n); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// yamlNode reads the next JSON value from dec as a YAML node.
+func yamlNode(dec *json.Decoder) (*yaml.Node, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	scalar := func(tag, value string) *yaml.Node {
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: value}
+	}
+	switch tok := tok.(type) {
+	case json.Delim:
+		n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		if tok == '{' {
+			n.Kind, n.Tag = yaml.MappingNode, "!!map"
+		}
+		for dec.More() {
+			if n.Kind == yaml.MappingNode {
+				key, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				n.Content = append(n.Content, scalar("!!str", key.(string)))
+			}
+			c, err := yamlNode(dec)
+			if err != nil {
+				return nil, err
+			}
+			n.Content = append(n.Content, c)
+		}
+		_, err := dec.Token() // the closing delimiter
+		return n, err
+	case string:
+		return scalar("!!str", tok), nil
+	case json.Number:
+		if strings.ContainsAny(tok.String(), ".eE") {
+			return scalar("!!float", tok.String()), nil
+		}
+		return scalar("!!int", tok.String()), nil
+	case bool:
+		return scalar("!!bool", fmt.Sprint(tok)), nil
+	case nil:
+		return scalar("!!null", "null"), nil
+	}
+	return nil, fmt.Errorf("unexpected JSON token %v", tok)
 }
 
 // Table writes rows as aligned columns under a header.

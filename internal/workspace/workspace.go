@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // SourcesFile is the path of the sources file, relative to the repository root.
@@ -85,6 +86,17 @@ func New(root, cache string) (*Workspace, error) {
 // Path joins elem to the repository root.
 func (w *Workspace) Path(elem ...string) string {
 	return filepath.Join(append([]string{w.Root}, elem...)...)
+}
+
+// Rel is path relative to the repository root, with slashes, as people
+// name files of the repository (config/locks/etcd.mod); a path outside it
+// is returned as it is.
+func (w *Workspace) Rel(path string) string {
+	rel, err := filepath.Rel(w.Root, path)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return path
+	}
+	return filepath.ToSlash(rel)
 }
 
 // Sources is the path of config/sources.yaml.
