@@ -9,7 +9,9 @@ package deploy
 // clones remote bases by running the git program found on PATH. In the
 // child, http.DefaultTransport is a RoundTripper that refuses every request
 // before any connection is made, and PATH is empty, so neither git nor any
-// other program can be started. The child is this same executable, started
+// other program can be started. Where the kernel allows it (root, or user
+// namespaces), the child also runs in a network namespace of its own with
+// no interface up, so that no connection can be made at all. The child is this same executable, started
 // with offlineEnv set: package deploy's init runs the renderer and exits
 // before anything else of the program runs.
 
@@ -25,6 +27,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -161,6 +165,26 @@ func treeRequest(t *Tree, roots []string) (*offlineRequest, error) {
 	return req, err
 }
 
+// noNetns is set once starting the child in a network namespace of its
+// own failed: later renders do not try again.
+var noNetns atomic.Bool
+
+// netnsAttr starts the child in a network namespace of its own, where no
+// interface is up, not even loopback: the kernel then refuses every
+// connection, whatever code runs. Root gets one directly; anyone else
+// inside a user namespace mapping them to themselves, where the kernel
+// allows it.
+func netnsAttr() *syscall.SysProcAttr {
+	if os.Geteuid() == 0 {
+		return &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	}
+	return &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWNET | syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: os.Geteuid(), HostID: os.Geteuid(), Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: os.Getegid(), HostID: os.Getegid(), Size: 1}},
+	}
+}
+
 // selfExecutable is this program's file. On Linux it is /proc/self/exe,
 // the very file that runs even if a build has since replaced it on disk,
 // so that the child is the same build as the parent.
@@ -200,7 +224,23 @@ func kustomizeOffline(t *Tree, roots []string) ([]offlineResult, error) {
 	cmd.Stdin = bytes.NewReader(body)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
+	isolated := !noNetns.Load()
+	if isolated {
+		cmd.SysProcAttr = netnsAttr()
+	}
+	err = cmd.Start()
+	if err != nil && isolated {
+		// No network namespace for us here (no root, user namespaces
+		// off): the child is still disconnected as above.
+		noNetns.Store(true)
+		cmd = exec.CommandContext(ctx, exe)
+		cmd.Env, cmd.Stdin, cmd.Stdout, cmd.Stderr = []string{offlineEnv + "=" + offlineToken, "PATH="}, bytes.NewReader(body), &stdout, &stderr
+		err = cmd.Start()
+	}
+	if err == nil {
+		err = cmd.Wait()
+	}
+	if err != nil {
 		msg := strings.Join(strings.Fields(stderr.String()), " ")
 		if ctx.Err() != nil {
 			msg = fmt.Sprintf("timed out after %s", offlineTimeout)

@@ -1,12 +1,18 @@
 package deploy
 
 import (
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -306,5 +312,58 @@ func TestKustomizationLocalPaths(t *testing.T) {
 				t.Fatalf("error %v\nwant %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestRendererNetns holds the offline renderer's network namespace to what
+// the kernel does: a child started with netnsAttr cannot connect even to
+// loopback, while the same child without it can (the control).
+func TestRendererNetns(t *testing.T) {
+	if addr := os.Getenv("STACK_NETNS_PROBE"); addr != "" {
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err == nil {
+			c.Close()
+			fmt.Println("connected")
+		} else {
+			fmt.Println("refused:", err)
+		}
+		return
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	probe := func(attr *syscall.SysProcAttr) string {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRendererNetns$")
+		cmd.Env = []string{"STACK_NETNS_PROBE=" + l.Addr().String()}
+		cmd.SysProcAttr = attr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Skipf("cannot start a child in a network namespace here (%v): the renderer falls back to its refusing transport", err)
+		}
+		return string(out)
+	}
+	if out := probe(nil); !strings.Contains(out, "connected") {
+		t.Fatalf("control: the child without a namespace did not connect: %s", out)
+	}
+	before := accepted.Load()
+	if out := probe(netnsAttr()); !strings.Contains(out, "refused:") {
+		t.Errorf("the child in its network namespace connected: %s", out)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if accepted.Load() != before {
+		t.Error("the loopback server saw a connection from the namespaced child")
 	}
 }
