@@ -56,3 +56,61 @@ func BenchmarkClone(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// BenchmarkLFS100MiB times moving one 100 MiB object over SSH: a push of
+// it as an LFS object (git-lfs-transfer), a fresh clone that downloads it,
+// and, to compare, a plain `git push` of the same bytes as a blob.
+func BenchmarkLFS100MiB(b *testing.B) {
+	if _, err := exec.LookPath("git-lfs"); err != nil {
+		b.Skip("git-lfs is not installed")
+	}
+	big := make([]byte, 100<<20)
+	for i := range big { // incompressible, like a built binary
+		big[i] = byte(i*7919 ^ i>>13)
+	}
+	setup := func(b *testing.B, lfs bool) (*testServer, string) {
+		ts := startServer(b, "")
+		ts.git(adminKey, ts.dir, "lfs", "install")
+		work := filepath.Join(ts.dir, "work")
+		ts.git(adminKey, ts.dir, "clone", "-q", ts.url("stack"), work)
+		if lfs {
+			ts.git(adminKey, work, "lfs", "track", "*.bin")
+		}
+		os.WriteFile(filepath.Join(work, "big.bin"), big, 0o644)
+		ts.git(adminKey, work, "add", ".")
+		ts.git(adminKey, work, "commit", "-q", "-m", "big")
+		return ts, work
+	}
+	for _, lfs := range []bool{true, false} {
+		name := "git-push"
+		if lfs {
+			name = "lfs-push"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(big)))
+			for b.Loop() {
+				b.StopTimer()
+				ts, work := setup(b, lfs)
+				b.StartTimer()
+				ts.git(adminKey, work, "push", "-q", "origin", "HEAD:refs/heads/main")
+				b.StopTimer()
+				ts.stop()
+				b.StartTimer()
+			}
+		})
+	}
+	b.Run("lfs-clone", func(b *testing.B) {
+		b.SetBytes(int64(len(big)))
+		ts, work := setup(b, true)
+		ts.git(adminKey, work, "push", "-q", "origin", "HEAD:refs/heads/main")
+		n := 0
+		for b.Loop() {
+			n++
+			dst := filepath.Join(ts.dir, fmt.Sprint("clone", n))
+			ts.git(devKey, ts.dir, "clone", "-q", ts.url("stack"), dst)
+			b.StopTimer()
+			os.RemoveAll(dst)
+			b.StartTimer()
+		}
+	})
+}

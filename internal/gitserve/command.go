@@ -21,16 +21,22 @@ type Command struct {
 	// Repo is the repository name the path argument names (no leading "/",
 	// no ".git").
 	Repo string
+	// Op is git-lfs-transfer's operation: "upload" or "download".
+	Op string
 }
 
-// Write reports whether the command changes the repository (a push).
-func (c Command) Write() bool { return c.Service == ReceivePack }
+// Write reports whether the command changes the repository (a push, an
+// LFS upload).
+func (c Command) Write() bool {
+	return c.Service == ReceivePack || c.Service == LFSTransfer && c.Op == "upload"
+}
 
-const commandSyntax = "this server runs only git-upload-pack, git-receive-pack and git-upload-archive on a repository: clone ssh://HOST:PORT/NAME.git"
+const commandSyntax = "this server runs only git-upload-pack, git-receive-pack, git-upload-archive and git-lfs-transfer on a repository: clone ssh://HOST:PORT/NAME.git"
 
 // ParseCommand parses the command line of an SSH exec request with git-shell
 // semantics: one of the three git services ("git-upload-pack" or
-// "git upload-pack") and one repository path, single-quoted the way git
+// "git upload-pack") or git-lfs-transfer (then followed by its operation,
+// upload or download) and one repository path, single-quoted the way git
 // quotes it ('/stack.git', 'it'\”s') or bare. The path maps to a repository
 // name: a leading "/" and a trailing ".git" are dropped, and what remains must
 // be a valid name (ValidName), so "..", other absolute paths and "~" never
@@ -54,12 +60,23 @@ func ParseCommand(line string) (Command, error) {
 		prog = "git-" + sub
 	}
 	switch prog {
-	case UploadPack, ReceivePack, UploadArchive:
+	case UploadPack, ReceivePack, UploadArchive, LFSTransfer:
 	default:
 		return Command{}, fmt.Errorf("command %q is not allowed: %s", prog, commandSyntax)
 	}
 	if !ok {
 		return Command{}, fmt.Errorf("%s needs a repository argument: %s", prog, commandSyntax)
+	}
+	var op string
+	if prog == LFSTransfer {
+		i := strings.LastIndexByte(arg, ' ')
+		if i < 0 {
+			return Command{}, fmt.Errorf("%s needs a repository and an operation (upload or download)", prog)
+		}
+		arg, op = strings.TrimRight(arg[:i], " "), arg[i+1:]
+		if op != "upload" && op != "download" {
+			return Command{}, fmt.Errorf("%s: operation %q is neither upload nor download", prog, op)
+		}
 	}
 	path, err := unquote(strings.TrimLeft(arg, " "))
 	if err != nil {
@@ -69,7 +86,7 @@ func ParseCommand(line string) (Command, error) {
 	if err != nil {
 		return Command{}, err
 	}
-	return Command{Service: prog, Repo: name}, nil
+	return Command{Service: prog, Repo: name, Op: op}, nil
 }
 
 // RepoName maps the path a git client asks for to a repository name:

@@ -3,7 +3,8 @@
 // repository's config/admins and config/developers (git's allowed_signers
 // format), authorizes each repository by config/git.yaml, and runs only the
 // real git-upload-pack, git-receive-pack and git-upload-archive programs on
-// bare repositories under DATA/git/.
+// bare repositories under DATA/git/, and git-lfs's pure-SSH transfer
+// protocol in process (lfs.go), its objects kept in each repository.
 //
 // The signer files are read by the signature policy's parser
 // (policy.ParseSigners), and a key logs in only while the policy would let

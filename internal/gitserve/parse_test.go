@@ -24,16 +24,16 @@ func TestParseCommand(t *testing.T) {
 		want    Command
 		wantErr string
 	}{
-		{line: "git-upload-pack '/stack.git'", want: Command{UploadPack, "stack"}},
-		{line: "git-receive-pack '/stack.git'", want: Command{ReceivePack, "stack"}},
-		{line: "git-upload-archive '/stack.git'", want: Command{UploadArchive, "stack"}},
-		{line: "git-upload-pack 'stack'", want: Command{UploadPack, "stack"}},
-		{line: "git-upload-pack '/stack'", want: Command{UploadPack, "stack"}},
-		{line: "git-upload-pack stack.git", want: Command{UploadPack, "stack"}},
-		{line: "git upload-pack '/infra/dns.git'", want: Command{UploadPack, "infra/dns"}},
+		{line: "git-upload-pack '/stack.git'", want: Command{Service: UploadPack, Repo: "stack"}},
+		{line: "git-receive-pack '/stack.git'", want: Command{Service: ReceivePack, Repo: "stack"}},
+		{line: "git-upload-archive '/stack.git'", want: Command{Service: UploadArchive, Repo: "stack"}},
+		{line: "git-upload-pack 'stack'", want: Command{Service: UploadPack, Repo: "stack"}},
+		{line: "git-upload-pack '/stack'", want: Command{Service: UploadPack, Repo: "stack"}},
+		{line: "git-upload-pack stack.git", want: Command{Service: UploadPack, Repo: "stack"}},
+		{line: "git upload-pack '/infra/dns.git'", want: Command{Service: UploadPack, Repo: "infra/dns"}},
 		{line: "git-upload-pack  'a'\\''b'", wantErr: "invalid repository path \"a'b\""},
-		{line: "git-upload-pack 'my-repo'", want: Command{UploadPack, "my-repo"}},
-		{line: "git-upload-pack 'my'-'repo'", want: Command{UploadPack, "my-repo"}},
+		{line: "git-upload-pack 'my-repo'", want: Command{Service: UploadPack, Repo: "my-repo"}},
+		{line: "git-upload-pack 'my'-'repo'", want: Command{Service: UploadPack, Repo: "my-repo"}},
 		{line: "", wantErr: "no command"},
 		{line: "sh", wantErr: `command "sh" is not allowed`},
 		{line: "git-upload-pack", wantErr: "needs a repository argument"},
@@ -54,6 +54,12 @@ func TestParseCommand(t *testing.T) {
 		{line: "git-upload-pack 'stack'\n", wantErr: "control character"},
 		{line: "git-upload-pack 'sta\x00ck'", wantErr: "control character"},
 		{line: "git-upload-pack '" + strings.Repeat("a", 5000) + "'", wantErr: "longer than 4096"},
+		{line: "git-lfs-transfer '/stack.git' upload", want: Command{Service: LFSTransfer, Repo: "stack", Op: "upload"}},
+		{line: "git-lfs-transfer stack download", want: Command{Service: LFSTransfer, Repo: "stack", Op: "download"}},
+		{line: "git-lfs-transfer '/stack.git'", wantErr: "needs a repository and an operation"},
+		{line: "git-lfs-transfer '/stack.git' delete", wantErr: `operation "delete" is neither upload nor download`},
+		{line: "git-lfs-transfer '../x' upload", wantErr: "invalid repository path"},
+		{line: "git-lfs-transfer 'a' 'b' upload", wantErr: "more than one argument"},
 	} {
 		got, err := ParseCommand(tc.line)
 		if tc.wantErr != "" {
@@ -69,7 +75,7 @@ func TestParseCommand(t *testing.T) {
 }
 
 func FuzzParseCommand(f *testing.F) {
-	for _, s := range []string{"git-upload-pack '/stack.git'", "git receive-pack 'a/b'", "git-upload-archive x", "sh", "git-upload-pack 'a'\\''b'", "git-upload-pack ../x", ""} {
+	for _, s := range []string{"git-upload-pack '/stack.git'", "git receive-pack 'a/b'", "git-upload-archive x", "sh", "git-upload-pack 'a'\\''b'", "git-upload-pack ../x", "", "git-lfs-transfer 'x.git' upload"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
@@ -80,10 +86,11 @@ func FuzzParseCommand(f *testing.F) {
 			}
 			return
 		}
-		switch c.Service {
-		case UploadPack, ReceivePack, UploadArchive:
+		switch {
+		case c.Service == LFSTransfer && (c.Op == "upload" || c.Op == "download"):
+		case c.Op == "" && (c.Service == UploadPack || c.Service == ReceivePack || c.Service == UploadArchive):
 		default:
-			t.Fatalf("service %q accepted", c.Service)
+			t.Fatalf("command %+v accepted", c)
 		}
 		if err := ValidName(c.Repo); err != nil {
 			t.Fatalf("repo %q accepted: %v", c.Repo, err)

@@ -397,6 +397,14 @@ func (s *Server) command(id Identity, remote string, ch ssh.Channel, kind, line,
 	if err != nil {
 		return refuse(err.Error())
 	}
+	if cmd.Service == LFSTransfer {
+		if err := serveLFS(path, cmd.Op, ch, ch); err != nil {
+			s.log.Warn("git-lfs-transfer failed", append(logAttrs, "op", cmd.Op, "err", err)...)
+			return 1
+		}
+		s.log.Info("git-lfs-transfer", append(logAttrs, "op", cmd.Op, "duration", time.Since(start).Round(time.Millisecond))...)
+		return 0
+	}
 	args := []string{path}
 	if cmd.Service == UploadPack {
 		args = []string{"--strict", path}
