@@ -82,17 +82,7 @@ func newCIListCmd(g *globals, dataDir func() (string, error)) *cobra.Command {
 			if format.Data() {
 				return ui.Write(stdout(cmd), format, jobs)
 			}
-			now := time.Now()
-			rows := make([][]string, 0, len(jobs))
-			for _, j := range jobs {
-				started, took := "-", "-"
-				if !j.Started.IsZero() {
-					started = j.Started.Local().Format("2006-01-02 15:04:05")
-					took = j.Duration(now).Round(100 * time.Millisecond).String()
-				}
-				rows = append(rows, []string{j.ID, j.Pipeline, j.Repo, shortRef(j.Ref), short(j.Commit), string(j.State), started, took})
-			}
-			return ui.Table(stdout(cmd), []string{"ID", "PIPELINE", "REPO", "REF", "COMMIT", "STATE", "STARTED", "DURATION"}, rows)
+			return ci.WriteTable(stdout(cmd), jobs, time.Now())
 		},
 	}
 	cmd.Flags().IntVarP(&limit, "limit", "n", 20, "show at most this many jobs (0: all)")

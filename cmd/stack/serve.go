@@ -10,6 +10,7 @@ import (
 	"github.com/hashbang/stack/internal/gitserve"
 	"github.com/hashbang/stack/internal/policy"
 	"github.com/hashbang/stack/internal/registry"
+	"github.com/hashbang/stack/internal/release"
 	"github.com/hashbang/stack/internal/serve"
 	"github.com/hashbang/stack/internal/ui"
 )
@@ -56,6 +57,7 @@ It prints where each part listens and the SSH host key's fingerprint.`,
 				return err
 			}
 			cfg.ConfigDir = filepath.Join(ws.Root, "config")
+			cfg.Commands = map[string]gitserve.CommandFunc{"status": release.StatusCommand(ws, cfg.DataDir)}
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			cfg.Out = stdout(cmd)
 			cfg.CI.Env = append(cfg.CI.Env, "STACK_CACHE="+ws.Cache)

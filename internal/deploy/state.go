@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -340,4 +341,32 @@ func oneLineText(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// Entry is one commit of a state repo's history.
+type Entry struct {
+	Commit  string    `json:"commit"`
+	Subject string    `json:"subject"`
+	By      string    `json:"by"`
+	Time    time.Time `json:"time"`
+	// Status is the Stack-Status trailer: deployed, failed, drift, infra.
+	Status string `json:"status"`
+}
+
+// Log returns the last n commits of the state repo, newest first.
+func (s *State) Log(ctx context.Context, n int) ([]Entry, error) {
+	out, err := git(ctx, s.Dir, nil, "log", fmt.Sprintf("-n%d", n), "--format=%H%x00%an <%ae>%x00%at%x00%s%x00%(trailers:key=Stack-Status,valueonly,separator=)%x00", StateBranch, "--")
+	if err != nil {
+		return nil, nil // no commits yet
+	}
+	var entries []Entry
+	fields := strings.Split(string(out), "\x00")
+	for i := 0; i+5 <= len(fields); i += 5 {
+		unix, _ := strconv.ParseInt(fields[i+2], 10, 64)
+		entries = append(entries, Entry{
+			Commit: strings.TrimSpace(fields[i]), By: fields[i+1], Time: time.Unix(unix, 0).UTC(),
+			Subject: fields[i+3], Status: strings.TrimSpace(fields[i+4]),
+		})
+	}
+	return entries, nil
 }

@@ -136,3 +136,21 @@ func unquote(s string) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// extraCommand splits line into a command name and its arguments when it
+// is a plain command (`ci logs -f 42`: words of letters, digits and
+// -_./:@=, at most 16 of them), as the extra commands of Config take.
+func extraCommand(line string) (name string, args []string, ok bool) {
+	words := strings.Fields(line)
+	if len(words) == 0 || len(words) > 16 || len(line) > 1024 {
+		return "", nil, false
+	}
+	for _, w := range words {
+		for _, c := range w {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_./:@=", c)) {
+				return "", nil, false
+			}
+		}
+	}
+	return words[0], words[1:], true
+}

@@ -38,7 +38,29 @@ type Config struct {
 	// ShutdownTimeout is how long running git commands may take to finish
 	// once the server stops before they are killed; 10s if zero.
 	ShutdownTimeout time.Duration
+	// Commands are read-only commands offered beside git's, by their first
+	// word (`ssh git@HOST ci list`): what the daemon composing this server
+	// shows of itself. Each decides what the caller may see with
+	// Session.CanRead.
+	Commands map[string]CommandFunc
 }
+
+// CommandFunc runs one extra command of a session and returns its exit
+// status.
+type CommandFunc func(ctx context.Context, s *Session) int
+
+// Session is what an extra command gets: who asks, the words after the
+// command's name, where to write, and the access rules in force.
+type Session struct {
+	Identity Identity
+	Args     []string
+	Stdout   io.Writer
+	Stderr   io.Writer
+	access   *Access
+}
+
+// CanRead reports whether the caller may read repository name.
+func (s *Session) CanRead(name string) bool { return s.access.Allowed(s.Identity, name, false) }
 
 // Server is the SSH git server.
 type Server struct {
@@ -58,6 +80,8 @@ type Server struct {
 	procs    map[int]struct{} // process group ids of running git commands
 	running  sync.WaitGroup   // sessions running a command, until their exit status is sent
 	handlers sync.WaitGroup   // connection goroutines
+	quit     chan struct{}    // closed when shutting down: ends extra commands
+	quitOnce sync.Once
 }
 
 type identityKey struct{}
@@ -93,7 +117,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("find the stack executable for the hooks: %w", err)
 		}
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, conns: map[net.Conn]struct{}{}, procs: map[int]struct{}{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, conns: map[net.Conn]struct{}{}, procs: map[int]struct{}{}, quit: make(chan struct{})}
 	if s.git, err = exec.LookPath("git"); err != nil {
 		return nil, errors.New("git not found in PATH: install git")
 	}
@@ -218,6 +242,7 @@ func (s *Server) shutdown() {
 	s.mu.Lock()
 	s.closing = true
 	s.mu.Unlock()
+	s.quitOnce.Do(func() { close(s.quit) })
 	done := make(chan struct{})
 	go func() { s.running.Wait(); close(done) }()
 	select {
@@ -380,6 +405,26 @@ func (s *Server) command(id Identity, remote string, ch ssh.Channel, kind, line,
 	}
 	if kind == "shell" {
 		return refuse("no interactive shell here: " + commandSyntax)
+	}
+	if name, args, ok := extraCommand(line); ok {
+		if f := s.cfg.Commands[name]; f != nil {
+			// A client that goes away makes the next write fail, which
+			// ends a command that follows a log (its stdin ending says
+			// nothing: ssh closes it at once when given none); shutting
+			// down ends it too.
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() {
+				select {
+				case <-s.quit:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			status := f(ctx, &Session{Identity: id, Args: args, Stdout: ch, Stderr: ch.Stderr(), access: s.policy.current().Access})
+			s.log.Info("command", append(logAttrs, "command", name, "args", printable(strings.Join(args, " ")), "exit", status, "duration", time.Since(start).Round(time.Millisecond))...)
+			return status
+		}
 	}
 	cmd, err := ParseCommand(line)
 	if err != nil {

@@ -49,6 +49,9 @@ func TestServeCIPush(t *testing.T) {
 		t.Fatalf("push output does not name the queued job:\n%s", out)
 	}
 	id := m[1]
+	if !strings.Contains(out, "remote: ci: follow it: ssh -p PORT git@HOST ci logs -f 1 ") {
+		t.Errorf("push output does not say how to follow the job:\n%s", out)
+	}
 	d.waitJobs("the pushed job to end", 60*time.Second, func(jobs []*ci.Job) bool {
 		return len(jobs) == 1 && jobs[0].State.Final()
 	})

@@ -70,6 +70,7 @@ func PostReceive(ctx context.Context, env gitserve.HookEnv, updates []gitserve.R
 		}
 		for _, j := range jobs {
 			fmt.Fprintf(stderr, "ci: queued job %s: %s at %s\n", j.ID, j.Pipeline, shortID(j.Commit))
+			fmt.Fprintf(stderr, "ci: follow it: ssh -p PORT git@HOST ci logs -f %d (the host and port you push to)\n", j.Seq)
 			queued++
 		}
 	}

@@ -49,6 +49,10 @@ type Config struct {
 	// ShutdownTimeout is how long running git commands may take to finish
 	// at shutdown; 10s if zero.
 	ShutdownTimeout time.Duration
+	// Commands are read-only commands the git server offers besides its
+	// own (repo list, ci list, ci logs): what the caller composes in, such
+	// as `status ENV`.
+	Commands map[string]gitserve.CommandFunc
 	// CI tunes the runner; its DataDir, Repos and Logger are set by Run;
 	// STACK_REGISTRY (the registry's address) and STACK_DATA (DataDir) are
 	// added to its Env, and the directory of Executable leads its PATH.
@@ -134,6 +138,7 @@ func New(cfg Config) (*Server, error) {
 		Logger:          cfg.Logger.With("part", "git"),
 		Executable:      cfg.Executable,
 		ShutdownTimeout: cfg.ShutdownTimeout,
+		Commands:        s.commands(cfg.Commands),
 	})
 	if err != nil {
 		return nil, err
