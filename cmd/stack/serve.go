@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -58,6 +59,7 @@ It prints where each part listens and the SSH host key's fingerprint.`,
 			}
 			cfg.ConfigDir = filepath.Join(ws.Root, "config")
 			cfg.Commands = map[string]gitserve.CommandFunc{"status": release.StatusCommand(ws, cfg.DataDir)}
+			cfg.Environments = func(ctx context.Context) ([]*release.Status, error) { return release.Statuses(ctx, ws, cfg.DataDir) }
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			cfg.Out = stdout(cmd)
 			cfg.CI.Env = append(cfg.CI.Env, "STACK_CACHE="+ws.Cache)
@@ -71,6 +73,7 @@ It prints where each part listens and the SSH host key's fingerprint.`,
 	cmd.Flags().StringVar(&cfg.RegistryAddr, "registry-addr", registry.DefaultAddr, "address the registry listens on")
 	cmd.Flags().StringVar(&cfg.Htpasswd, "htpasswd", "", "bcrypt htpasswd file: the registry asks for credentials (required off loopback)")
 	cmd.Flags().StringVar(&cfg.SSHAddr, "ssh-addr", gitserve.DefaultAddr, "address the SSH git server listens on")
+	cmd.Flags().StringVar(&cfg.WebAddr, "web-addr", serve.DefaultWebAddr, `address of the read-only web page (environments, CI jobs, push verdicts), or "off"`)
 	cmd.Flags().IntVar(&cfg.CI.Concurrency, "jobs", 1, fmt.Sprintf("CI jobs run at once (1 to %d)", maxJobs))
 	return cmd
 }

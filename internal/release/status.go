@@ -56,6 +56,38 @@ func ReadStatus(ctx context.Context, dataDir string, env *cluster.Environment) (
 	return st, nil
 }
 
+// LastDeploy is the newest deploy of the history (deployed or failed), or
+// nil.
+func (st *Status) LastDeploy() *deploy.Entry {
+	for i, e := range st.History {
+		if e.Status == deploy.StatusDeployed || e.Status == deploy.StatusFailed {
+			return &st.History[i]
+		}
+	}
+	return nil
+}
+
+// Statuses reads the status of every environment of ws.
+func Statuses(ctx context.Context, ws *workspace.Workspace, dataDir string) ([]*Status, error) {
+	names, err := cluster.Names(ws)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Status
+	for _, n := range names {
+		env, err := cluster.Load(ws, n)
+		if err != nil {
+			return out, err
+		}
+		st, err := ReadStatus(ctx, dataDir, env)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
 // Write prints the status as lines a person reads.
 func (st *Status) Write(w io.Writer) {
 	fmt.Fprintf(w, "environment %s (cluster %s)\n", st.Environment, st.Cluster)
@@ -71,11 +103,8 @@ func (st *Status) Write(w io.Writer) {
 			commit += " (with changes)"
 		}
 		fmt.Fprintf(w, "  deployed:  %s\n", commit)
-		for _, e := range st.History {
-			if e.Status == deploy.StatusDeployed || e.Status == deploy.StatusFailed {
-				fmt.Fprintf(w, "  by:        %s, %s (%s)\n", e.By, e.Time.Format(time.RFC3339), e.Status)
-				break
-			}
+		if e := st.LastDeploy(); e != nil {
+			fmt.Fprintf(w, "  by:        %s, %s (%s)\n", e.By, e.Time.Format(time.RFC3339), e.Status)
 		}
 		names := make([]string, 0, len(d.Images))
 		for n := range d.Images {

@@ -16,6 +16,8 @@
 //	DATA/ssh/         the git server's host key
 //	DATA/git/         the bare repositories: NAME.git, GROUP/NAME.git
 //	DATA/ci/          CI jobs, logs, queue and timers
+//	DATA/pushes.jsonl the verdicts of pushes the pre-receive hook judged
+//	DATA/clusters/    credentials of provisioned clusters (internal/cluster)
 //
 // When the daemon is PID 1 (the stack image), Init runs it as a child and
 // reaps every orphan the kernel hands to PID 1.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/hashbang/stack/internal/ci"
 	"github.com/hashbang/stack/internal/gitserve"
@@ -42,6 +43,8 @@ func PreReceive(ctx context.Context, env gitserve.HookEnv, updates []gitserve.Re
 	if err != nil {
 		return fmt.Errorf("stack: cannot check the push against the signature policy: %v", err)
 	}
+	verdict := Push{Time: time.Now().UTC(), Repo: env.Repo, Pusher: env.Pusher, Updates: updates, Accepted: len(rejections) == 0}
+	defer func() { recordPush(env.DataDir, verdict) }()
 	if len(rejections) == 0 {
 		return nil
 	}
@@ -49,6 +52,7 @@ func PreReceive(ctx context.Context, env gitserve.HookEnv, updates []gitserve.Re
 	for _, r := range rejections {
 		lines = append(lines, r.String())
 	}
+	verdict.Reasons = lines
 	if root.Commit == "" {
 		lines = append(lines, fmt.Sprintf("stack: the server's operator sets the trust root with: stack repo trust %s COMMIT [--key SHA256:...]", env.Repo))
 	}

@@ -69,6 +69,7 @@ type daemon struct {
 	keys    string // ssh keys: admin, dev, stranger
 	regAddr string
 	sshAddr string
+	webAddr string
 	// wrap, if set, is put before the stack command line (unshare ...).
 	wrap []string
 
@@ -96,7 +97,7 @@ func newDaemon(t testing.TB) *daemon {
 	writeFile(t, filepath.Join(d.repo, "config", "sources.yaml"), "sources: []\n")
 	writeFile(t, filepath.Join(d.repo, "config", "admins"), "admin@example.org "+readFile(t, filepath.Join(d.keys, "admin.pub")))
 	writeFile(t, filepath.Join(d.repo, "config", "developers"), "dev@example.org "+readFile(t, filepath.Join(d.keys, "dev.pub")))
-	d.regAddr, d.sshAddr = freeAddr(t), freeAddr(t)
+	d.regAddr, d.sshAddr, d.webAddr = freeAddr(t), freeAddr(t), freeAddr(t)
 	return d
 }
 
@@ -149,7 +150,7 @@ func (d *daemon) env(key string) []string {
 func (d *daemon) start() {
 	d.t.Helper()
 	args := append(append([]string{}, d.wrap...), stackBin, "serve", "-C", d.repo, "--data", d.data,
-		"--registry-addr", d.regAddr, "--ssh-addr", d.sshAddr)
+		"--registry-addr", d.regAddr, "--ssh-addr", d.sshAddr, "--web-addr", d.webAddr)
 	d.cmd = exec.Command(args[0], args[1:]...)
 	d.cmd.Env = d.env("admin")
 	d.out = &syncBuffer{}

@@ -20,6 +20,7 @@ import (
 	"github.com/hashbang/stack/internal/ci"
 	"github.com/hashbang/stack/internal/gitserve"
 	"github.com/hashbang/stack/internal/registry"
+	"github.com/hashbang/stack/internal/release"
 )
 
 // Config says how to run the daemon.
@@ -49,6 +50,12 @@ type Config struct {
 	// ShutdownTimeout is how long running git commands may take to finish
 	// at shutdown; 10s if zero.
 	ShutdownTimeout time.Duration
+	// WebAddr is where the read-only web page listens; DefaultWebAddr if
+	// empty, none if "off".
+	WebAddr string
+	// Environments, when set, gives the environments' status for the
+	// web page.
+	Environments func(context.Context) ([]*release.Status, error)
 	// Commands are read-only commands the git server offers besides its
 	// own (repo list, ci list, ci logs): what the caller composes in, such
 	// as `status ENV`.
@@ -69,6 +76,7 @@ type Server struct {
 	git  *gitserve.Server
 	regL net.Listener
 	gitL net.Listener
+	webL net.Listener
 
 	closeOnce sync.Once
 }
@@ -121,6 +129,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.gitL, err = listen("git server", cfg.SSHAddr, "--ssh-addr"); err != nil {
 		return nil, err
+	}
+	if cfg.WebAddr == "" {
+		cfg.WebAddr = DefaultWebAddr
+		s.cfg.WebAddr = cfg.WebAddr
+	}
+	if cfg.WebAddr != "off" {
+		if s.webL, err = listen("web page", cfg.WebAddr, "--web-addr"); err != nil {
+			return nil, err
+		}
 	}
 	s.reg, err = registry.New(registry.Config{
 		DataDir:      filepath.Join(cfg.DataDir, "registry"),
@@ -198,7 +215,7 @@ func (s *Server) HostKey() ssh.PublicKey { return s.git.HostKey() }
 // Close releases the ports and the data directory lock. Run does it itself.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
-		for _, l := range []net.Listener{s.regL, s.gitL} {
+		for _, l := range []net.Listener{s.regL, s.gitL, s.webL} {
 			if l != nil {
 				l.Close()
 			}
@@ -230,7 +247,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	start := func(f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -245,12 +262,19 @@ func (s *Server) Run(ctx context.Context) error {
 	start(func(ctx context.Context) error { return s.reg.Serve(ctx, s.regL) })
 	start(func(ctx context.Context) error { return s.git.Serve(ctx, s.gitL) })
 	start(runner.Run)
+	if s.webL != nil {
+		w := &web{data: s.cfg.DataDir, envs: s.cfg.Environments, log: s.log.With("part", "web")}
+		start(func(ctx context.Context) error { return serveWeb(ctx, s.webL, w) })
+	}
 
 	select {
 	case <-s.reg.Ready():
 		s.printf("registry  http://%s  %s\n", s.RegistryAddr(), s.registryAuth())
 		s.printf("git       ssh://git@%s/NAME.git  host key %s\n", s.SSHAddr(), ssh.FingerprintSHA256(s.HostKey()))
 		s.printf("ci        runner on %s\n", filepath.Join(s.cfg.DataDir, "ci"))
+		if s.webL != nil {
+			s.printf("web       http://%s  read-only\n", s.webL.Addr())
+		}
 		s.printf("data      %s\n", s.cfg.DataDir)
 		s.printf("ready; stop with Ctrl-C (SIGINT) or SIGTERM\n")
 	case <-ctx.Done():
