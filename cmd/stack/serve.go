@@ -77,8 +77,9 @@ It prints where each part listens and the SSH host key's fingerprint.`,
 func newRepoTrustCmd(g *globals, dataDir func() (string, error)) *cobra.Command {
 	var key string
 	cmd := &cobra.Command{
-		Use:   "trust NAME [COMMIT]",
-		Short: "Set (or show) the trust root that pushes to protected refs must grow from",
+		Use:               "trust NAME [COMMIT]",
+		ValidArgsFunction: completeRepos(dataDir),
+		Short:             "Set (or show) the trust root that pushes to protected refs must grow from",
 		Long: `A push to a ref the signature policy protects (refs/heads/production at
 least, see config/policy.yaml) is accepted only if every new commit descends
 from the repository's trust root and is signed as the policy demands, judged
