@@ -37,6 +37,7 @@ func TestCompletion(t *testing.T) {
 		{"deploy takes one ENV", append(repo, "deploy", "staging", ""), nil, noFiles},
 		{"overlays: the ones not given", append(repo, "overlays", "staging", ""), []string{"development", "next", "production"}, noFiles},
 		{"infra apply", append(repo, "infra", "apply", "st"), []string{"staging"}, noFiles},
+		{"doctor", append(repo, "doctor", "d"), []string{"development"}, noFiles},
 		{"down", append(repo, "down", "n"), []string{"next"}, noFiles},
 		{"build: images", append(repo, "build", ""), []string{"base", "coredns", "gitea", "health", "pause", "stack"}, noFiles},
 		{"repro: the rest", append(repo, "repro", "health", "g"), []string{"gitea"}, noFiles},

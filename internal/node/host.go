@@ -159,8 +159,8 @@ const (
 )
 
 // CgroupMode says which cgroup hierarchy is mounted at dir (the host's is
-// /sys/fs/cgroup): "v2 (unified)", "hybrid (v1 controllers, v2 at
-// unified/)", "v1", or "" when none is.
+// /sys/fs/cgroup): "v2, unified", "hybrid: v1 controllers, v2 at
+// unified/", "v1", or "" when none is.
 func CgroupMode(dir string) string {
 	magic := func(path string) int64 {
 		var st syscall.Statfs_t
@@ -171,12 +171,12 @@ func CgroupMode(dir string) string {
 	}
 	switch magic(dir) {
 	case cgroup2Magic:
-		return "v2 (unified)"
+		return "v2, unified"
 	case cgroup1Magic:
 		return "v1"
 	case tmpfsMagic:
 		if magic(filepath.Join(dir, "unified")) == cgroup2Magic {
-			return "hybrid (v1 controllers, v2 at unified/)"
+			return "hybrid: v1 controllers, v2 at unified/"
 		}
 		if ents, _ := filepath.Glob(filepath.Join(dir, "*", "cgroup.procs")); len(ents) > 0 {
 			return "v1"

@@ -68,7 +68,7 @@ func TestCgroupMode(t *testing.T) {
 		t.Errorf("a missing directory: %q", got)
 	}
 	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
-		if got := CgroupMode("/sys/fs/cgroup"); got != "v2 (unified)" {
+		if got := CgroupMode("/sys/fs/cgroup"); got != "v2, unified" {
 			t.Errorf("/sys/fs/cgroup has cgroup.controllers (v2) but is %q", got)
 		}
 	} else if _, err := os.Stat("/sys/fs/cgroup/unified/cgroup.controllers"); err == nil {
