@@ -21,8 +21,11 @@ $(STACK): $(GOFILES) go.mod go.sum
 deps:
 	@scripts/deps
 
-# stack up fetches what it needs and verifies every source before it uses it.
+# stack doctor checks the machine first (seconds): a failed check stops here,
+# a warning does not. stack up fetches what it needs and verifies every source
+# before it uses it.
 up: deps stack
+	$(STACK) doctor
 	$(STACK) up
 
 # down uses the stack binary already built when there is one: a checkout

@@ -20,8 +20,9 @@ type auditResult struct {
 
 func newAuditCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "audit IMAGE|DIR|FILE...",
-		Short: "Check that images hold only static binaries, no shell, and run as non-root",
+		Use:               "audit IMAGE|DIR|FILE...",
+		ValidArgsFunction: completeImages(g, true),
+		Short:             "Check that images hold only static binaries, no shell, and run as non-root",
 		Long: `audit checks each image against the stack's promises and fails, with the
 reason per finding, when an image holds a dynamically linked ELF file, a
 shell or package manager, a setuid or setgid file, a world-writable path

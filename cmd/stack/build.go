@@ -16,8 +16,9 @@ func newBuildCmd(g *globals) *cobra.Command {
 	var tar string
 	var check bool
 	cmd := &cobra.Command{
-		Use:   "build [NAME...]",
-		Short: "Build images FROM scratch, deterministically, and record their digests",
+		Use:               "build [NAME...]",
+		ValidArgsFunction: completeImages(g, false),
+		Short:             "Build images FROM scratch, deterministically, and record their digests",
 		Long: `build builds the images defined under images/ (all when no NAME is given): each
 binary statically with the toolchain pinned in config/sources.yaml (Go modules of
 sources offline, from their locks), then the image FROM scratch with normalized
@@ -83,8 +84,9 @@ from the committed images/images.lock (1 is for errors).`,
 
 func newReproCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "repro NAME...",
-		Short: "Build images twice in isolation and fail, with a file-by-file diff, if they differ",
+		Use:               "repro NAME...",
+		ValidArgsFunction: completeImages(g, false),
+		Short:             "Build images twice in isolation and fail, with a file-by-file diff, if they differ",
 		Long: `repro is the reproducibility gate: for each NAME it copies the repository to two
 temporary directories at different paths and builds the image in each with this
 stack program, under different time zones, umasks and clock times, with fresh

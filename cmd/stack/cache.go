@@ -39,8 +39,9 @@ them like any download.`,
 			return nil
 		},
 	}, &cobra.Command{
-		Use:   "add [NAME...]",
-		Short: "Copy fetched sources, verified, into the in-repo cache",
+		Use:               "add [NAME...]",
+		ValidArgsFunction: completeSources(g),
+		Short:             "Copy fetched sources, verified, into the in-repo cache",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ws, srcs, err := selectSources(g, args)
 			if err != nil {

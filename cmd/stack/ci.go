@@ -104,8 +104,9 @@ func joinStates() string {
 func newCILogsCmd(dataDir func() (string, error)) *cobra.Command {
 	var follow bool
 	cmd := &cobra.Command{
-		Use:   "logs JOB",
-		Short: "Print a job's output; with -f, follow it until the job ends",
+		Use:               "logs JOB",
+		ValidArgsFunction: completeJobs(dataDir),
+		Short:             "Print a job's output; with -f, follow it until the job ends",
 		Long: `Print the combined output of a CI job. JOB is an id from ` + "`stack ci list`" + `, or
 just its number (the digits after the last dash). With -f, keep printing what
 the job writes until it ends.`,

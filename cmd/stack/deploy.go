@@ -32,8 +32,9 @@ func newDeployCmd(g *globals) *cobra.Command {
 		root policy.TrustRoot
 	)
 	cmd := &cobra.Command{
-		Use:   "deploy ENV",
-		Short: "Apply an environment's manifests to its cluster, prune, wait, and record it in the state repo",
+		Use:               "deploy ENV",
+		ValidArgsFunction: completeEnvs(g, 1),
+		Short:             "Apply an environment's manifests to its cluster, prune, wait, and record it in the state repo",
 		Long: `deploy renders ENV (as stack render does) and applies it to the environment's
 cluster with server-side apply (field manager "stack"):
 

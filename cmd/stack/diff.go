@@ -17,8 +17,9 @@ func newDiffCmd(g *globals) *cobra.Command {
 		record bool
 	)
 	cmd := &cobra.Command{
-		Use:   "diff ENV",
-		Short: "Compare the live cluster with its state repo and with what the checkout renders",
+		Use:               "diff ENV",
+		ValidArgsFunction: completeEnvs(g, 1),
+		Short:             "Compare the live cluster with its state repo and with what the checkout renders",
 		Long: `diff reads every object of ENV's inventory and render from the live cluster and
 names each object and field that differs:
 

@@ -66,8 +66,9 @@ func (f *infraFlags) open(g *globals, cmd *cobra.Command, name string) (ui.Forma
 func newInfraPlanCmd(g *globals) *cobra.Command {
 	var f infraFlags
 	cmd := &cobra.Command{
-		Use:   "plan ENV",
-		Short: "Show what `stack infra apply` would change, field by field",
+		Use:               "plan ENV",
+		ValidArgsFunction: completeEnvs(g, 1),
+		Short:             "Show what `stack infra apply` would change, field by field",
 		Long: `plan reads the declaration of ENV's cluster and what exists in the account,
 and prints each difference: + create, ~ update in place, - delete, and -/+ for
 fields the API cannot change on a running cluster (region, VPC, a pool's
@@ -110,8 +111,9 @@ func newInfraApplyCmd(g *globals) *cobra.Command {
 		replace bool
 	)
 	cmd := &cobra.Command{
-		Use:   "apply ENV",
-		Short: "Make ENV's cluster match its declaration, wait until it runs, keep its credentials",
+		Use:               "apply ENV",
+		ValidArgsFunction: completeEnvs(g, 1),
+		Short:             "Make ENV's cluster match its declaration, wait until it runs, keep its credentials",
 		Long: `apply makes the account match the plan (see stack infra plan), idempotently:
 a second apply changes nothing. It refuses changes that need replacement
 unless --replace is given, waits until the cluster and its pools run, fetches
@@ -147,8 +149,9 @@ func newInfraDestroyCmd(g *globals) *cobra.Command {
 		yes bool
 	)
 	cmd := &cobra.Command{
-		Use:   "destroy ENV",
-		Short: "Delete ENV's cluster (only with --yes)",
+		Use:               "destroy ENV",
+		ValidArgsFunction: completeEnvs(g, 1),
+		Short:             "Delete ENV's cluster (only with --yes)",
 		Long: `destroy deletes the cluster of ENV with everything that runs on it, waits until
 it is gone, deletes its stored credentials and records that in the state repo.
 It does nothing without --yes; a protected environment passes the signature

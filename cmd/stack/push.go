@@ -19,8 +19,9 @@ func newPushCmd(g *globals) *cobra.Command {
 		dir    string
 	)
 	cmd := &cobra.Command{
-		Use:   "push [NAME...]",
-		Short: "Push built images from the local OCI layout to a registry, by digest and tag",
+		Use:               "push [NAME...]",
+		ValidArgsFunction: completeImages(g, false),
+		Short:             "Push built images from the local OCI layout to a registry, by digest and tag",
 		Long: `Push copies images from the OCI image layout the build writes (CACHE/oci) to
 REGISTRY/NAME, where they are reachable by digest and by --tag. With no NAME every
 image in the layout is pushed. It prints the reference by digest of each image.

@@ -15,8 +15,9 @@ import (
 func newRenderCmd(g *globals) *cobra.Command {
 	var rev string
 	cmd := &cobra.Command{
-		Use:   "render ENV",
-		Short: "Print an environment's manifests: kustomize of infra/ENV/, images pinned by digest",
+		Use:               "render ENV",
+		ValidArgsFunction: completeEnvs(g, 1),
+		Short:             "Print an environment's manifests: kustomize of infra/ENV/, images pinned by digest",
 		Long: `render builds infra/ENV/ (a kustomize overlay over pods/) and prints the
 objects a deploy would apply, in apply order. Every container image naming an
 image of images/images.lock becomes REGISTRY/NAME@sha256:..., REGISTRY being
@@ -64,8 +65,9 @@ work tree.`,
 func newOverlaysCmd(g *globals) *cobra.Command {
 	var rev string
 	cmd := &cobra.Command{
-		Use:   "overlays [ENV...]",
-		Short: "Show how far each environment deviates from development",
+		Use:               "overlays [ENV...]",
+		ValidArgsFunction: completeEnvs(g, -1),
+		Short:             "Show how far each environment deviates from development",
 		Long: `overlays renders development and every other environment (or those named)
 and lists, per environment, the objects added or removed and each field that
 differs from development, with a count, so that "remote infrastructure

@@ -72,6 +72,7 @@ cache: .cache/ in the repository unless --cache or $STACK_CACHE say otherwise.`,
 		newDiffCmd(g),
 		newServeCmd(g),
 		newVersionCmd(g),
+		newDoctorCmd(g),
 		newUpCmd(g), newDownCmd(g), newStatusCmd(g), newKubeconfigCmd(g), newSuperviseCmd(),
 	)
 	return root

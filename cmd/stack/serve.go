@@ -81,9 +81,11 @@ It prints where each part listens and the SSH host key's fingerprint.`,
 // newRepoTrustCmd is `stack repo trust`, registered by newRepoCmd.
 func newRepoTrustCmd(g *globals, dataDir func() (string, error)) *cobra.Command {
 	var key string
+	var allowUnsigned bool
 	cmd := &cobra.Command{
-		Use:   "trust NAME [COMMIT]",
-		Short: "Set (or show) the trust root that pushes to protected refs must grow from",
+		Use:               "trust NAME [COMMIT]",
+		ValidArgsFunction: completeRepos(dataDir),
+		Short:             "Set (or show) the trust root that pushes to protected refs must grow from",
 		Long: `A push to a ref the signature policy protects (refs/heads/production at
 least, see config/policy.yaml) is accepted only if every new commit descends
 from the repository's trust root and is signed as the policy demands, judged
@@ -91,10 +93,18 @@ by the config/admins of its parents; the root's own config/admins is trusted.
 
 The trust root is kept in the served bare repository's git config
 (stack.policy.root, stack.policy.rootKey), outside anything a push can change.
-COMMIT is a full commit id (the commit need not be pushed yet) or a revision
-already in the repository. --key pins the SHA256 fingerprint of the admin key
-that must have signed it. Without COMMIT, the current trust root is shown.
-Until one is set, every push to a protected ref is rejected.`,
+COMMIT is a full commit id or a revision already in the repository. --key
+pins the SHA256 fingerprint of the admin key that must have signed it.
+Without COMMIT, the current trust root is shown. Until one is set, every push
+to a protected ref is rejected.
+
+COMMIT is checked as every push will check it: it must be signed by a key its
+own config/admins lists (and by --key's). It is looked for in the served
+repository and, for a full id not pushed yet, in the clone stack runs in
+(-C DIR). A commit that fails, or that neither holds, is refused: sign it
+(git commit -S --amend, with a key in config/admins) and trust the new id.
+--allow-unsigned sets it anyway, with a warning: every push to a protected
+ref is then rejected until a signed root replaces it.`,
 		Example: `  stack repo trust stack 5f1c9e2d4b7a8c0e1f2a3b4c5d6e7f8091a2b3c4
   stack repo trust stack 5f1c9e2d... --key SHA256:n3Q6a...
   stack repo trust stack -o json`,
@@ -110,7 +120,17 @@ Until one is set, every push to a protected ref is rejected.`,
 			}
 			var root policy.TrustRoot
 			if len(args) == 2 {
-				root, err = serve.SetTrustRoot(cmd.Context(), dir, args[0], args[1], key)
+				o := serve.TrustOptions{Key: key, AllowUnsigned: allowUnsigned}
+				if clone, err := g.gitDir(); err == nil {
+					o.Clone = clone
+				}
+				var warning string
+				root, warning, err = serve.SetTrustRoot(cmd.Context(), dir, args[0], args[1], o)
+				if warning != "" {
+					fmt.Fprintln(cmd.ErrOrStderr(), warning)
+				}
+			} else if allowUnsigned {
+				return fmt.Errorf("--allow-unsigned needs a COMMIT: stack repo trust %s COMMIT --allow-unsigned", args[0])
 			} else if key != "" {
 				return fmt.Errorf("--key needs a COMMIT: stack repo trust %s COMMIT --key %s", args[0], key)
 			} else {
@@ -134,5 +154,6 @@ Until one is set, every push to a protected ref is rejected.`,
 		},
 	}
 	cmd.Flags().StringVar(&key, "key", "", "SHA256:... fingerprint of the admin key that signed COMMIT")
+	cmd.Flags().BoolVar(&allowUnsigned, "allow-unsigned", false, "set COMMIT even if it is not signed by a key of its own config/admins (every push to a protected ref is then rejected)")
 	return cmd
 }

@@ -79,8 +79,9 @@ func newSourcesListCmd(g *globals) *cobra.Command {
 
 func newSourcesVerifyCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "verify [NAME...]",
-		Short: "Check, offline, every lock and every cached artifact against sources.yaml",
+		Use:               "verify [NAME...]",
+		ValidArgsFunction: completeSources(g),
+		Short:             "Check, offline, every lock and every cached artifact against sources.yaml",
 		Long: `verify works offline. It checks that each Go module source's lock belongs to its
 entry in sources.yaml, and hashes every cached artifact (module zips, go.mod files,
 extracted module trees, .debs, archives; in the local and the in-repo cache) against
@@ -124,8 +125,9 @@ not cached are not errors.`,
 
 func newSourcesFetchCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "fetch [NAME...]",
-		Short: "Download sources into the cache, verifying each before it is stored",
+		Use:               "fetch [NAME...]",
+		ValidArgsFunction: completeSources(g),
+		Short:             "Download sources into the cache, verifying each before it is stored",
 		Long: `fetch downloads the named sources (all when none) into the cache: Go modules, with
 every module of their lock, through the go command and its proxy settings; Debian
 packages with apt-get download; archives over HTTP. Each download is verified against
@@ -154,8 +156,9 @@ the in-repo cache (cache/) are taken from there first.`,
 func newSourcesUpdateCmd(g *globals) *cobra.Command {
 	var version string
 	cmd := &cobra.Command{
-		Use:   "update [NAME...]",
-		Short: "Move sources to their newest release (or --version) and relock them",
+		Use:               "update [NAME...]",
+		ValidArgsFunction: completeSources(g),
+		Short:             "Move sources to their newest release (or --version) and relock them",
 		Long: `update resolves the newest release of each named source (all when none) within its
 track, or the exact --version given, computes its hash and, for Go modules, locks its
 whole dependency graph; then it rewrites sources.yaml in place, keeping comments and

@@ -23,8 +23,9 @@ func envArg(args []string) string {
 
 func newUpCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "up [ENV]",
-		Short: "Bring a development environment up: a local Kubernetes node built from locked sources, its registry, images and services",
+		Use:               "up [ENV]",
+		ValidArgsFunction: completeEnvs(g, 1),
+		Short:             "Bring a development environment up: a local Kubernetes node built from locked sources, its registry, images and services",
 		Long: `up brings the local environment ENV (default development, from infra/ENV/) up on
 this machine, as root:
 
@@ -84,8 +85,9 @@ stops everything and restores the host.`,
 func newDownCmd(g *globals) *cobra.Command {
 	var purge bool
 	cmd := &cobra.Command{
-		Use:   "down [ENV]",
-		Short: "Stop the local environment and restore the host as it was",
+		Use:               "down [ENV]",
+		ValidArgsFunction: completeEnvs(g, 1),
+		Short:             "Stop the local environment and restore the host as it was",
 		Long: `down stops every process stack up started (the node's components, the pods'
 containers, and stack serve if up started it), unmounts what they mounted,
 removes the iptables chains they added (KUBE-*, CNI-*), the pod bridge and its
@@ -113,9 +115,10 @@ unless --purge.`,
 
 func newStatusCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "status [ENV]",
-		Short: "Show each component of the local environment's node: running, unhealthy or stopped",
-		Args:  cobra.MaximumNArgs(1),
+		Use:               "status [ENV]",
+		ValidArgsFunction: completeEnvs(g, 1),
+		Short:             "Show each component of the local environment's node: running, unhealthy or stopped",
+		Args:              cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			format, ws, err := g.open()
 			if err != nil {
@@ -150,10 +153,11 @@ func newStatusCmd(g *globals) *cobra.Command {
 
 func newKubeconfigCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:     "kubeconfig [ENV]",
-		Short:   "Print the path of the local environment's admin kubeconfig",
-		Example: `  kubectl --kubeconfig "$(stack kubeconfig)" get pods -A`,
-		Args:    cobra.MaximumNArgs(1),
+		Use:               "kubeconfig [ENV]",
+		ValidArgsFunction: completeEnvs(g, 1),
+		Short:             "Print the path of the local environment's admin kubeconfig",
+		Example:           `  kubectl --kubeconfig "$(stack kubeconfig)" get pods -A`,
+		Args:              cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ws, err := g.workspace()
 			if err != nil {

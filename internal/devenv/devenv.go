@@ -96,14 +96,7 @@ func (e *Env) Up(ctx context.Context) (_ *Result, err error) {
 	}
 	ports := hostPorts(rendered)
 	if !e.Node.Running() {
-		extra := map[int]string{}
-		for port, svc := range ports {
-			extra[port] = svc
-		}
-		if !registryUp(ctx, e.RegistryAddr) {
-			extra[portOf(e.RegistryAddr)] = "the registry (stack serve)"
-		}
-		if err := e.Node.Preflight(extra); err != nil {
+		if err := e.Node.Preflight(e.neededPorts(ctx, ports)); err != nil {
 			return nil, err
 		}
 	}
@@ -289,6 +282,30 @@ func (e *Env) waitPorts(ctx context.Context, ports map[int]string) error {
 // started it (a service of the node).
 func (e *Env) Down(ctx context.Context, purge bool) error {
 	return e.Node.Down(ctx, e.Progress, purge)
+}
+
+// NeededPorts are the TCP ports Up needs free on this host besides the
+// node's own (node.Ports), with what needs each: the host ports the
+// environment's workloads publish, from its render, and the registry's,
+// unless a registry answers there (Up then uses it). Up checks them only
+// when the node does not run (node.PortChecks).
+func (e *Env) NeededPorts(ctx context.Context) (map[int]string, error) {
+	rendered, err := e.render(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return e.neededPorts(ctx, hostPorts(rendered)), nil
+}
+
+func (e *Env) neededPorts(ctx context.Context, published map[int]string) map[int]string {
+	extra := map[int]string{}
+	for port, svc := range published {
+		extra[port] = svc
+	}
+	if !registryUp(ctx, e.RegistryAddr) {
+		extra[portOf(e.RegistryAddr)] = "the registry (stack serve)"
+	}
+	return extra
 }
 
 func registryUp(ctx context.Context, addr string) bool {

@@ -66,15 +66,14 @@ func Load(imagesDir, name string) (*Definition, error) {
 	return load(imagesDir, name, map[string]*Definition{}, nil)
 }
 
-// LoadAll reads every definition in imagesDir (each directory holding an
-// image.yaml), sorted by name.
-func LoadAll(imagesDir string) ([]*Definition, error) {
+// Names lists the images defined in imagesDir (each directory holding an
+// image.yaml), sorted, without reading their definitions.
+func Names(imagesDir string) ([]string, error) {
 	ents, err := os.ReadDir(imagesDir)
 	if err != nil {
 		return nil, fmt.Errorf("read image definitions: %w", err)
 	}
-	loaded := map[string]*Definition{}
-	var defs []*Definition
+	var names []string
 	for _, e := range ents {
 		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			continue
@@ -85,13 +84,27 @@ func LoadAll(imagesDir string) ([]*Definition, error) {
 		if !ValidName(e.Name()) {
 			return nil, fmt.Errorf("%s: %q is not a valid image name: use lower-case letters, digits, '.', '_' and '-'", filepath.Join(imagesDir, e.Name()), e.Name())
 		}
-		d, err := load(imagesDir, e.Name(), loaded, nil)
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// LoadAll reads every definition in imagesDir (Names), sorted by name.
+func LoadAll(imagesDir string) ([]*Definition, error) {
+	names, err := Names(imagesDir)
+	if err != nil {
+		return nil, err
+	}
+	loaded := map[string]*Definition{}
+	var defs []*Definition
+	for _, name := range names {
+		d, err := load(imagesDir, name, loaded, nil)
 		if err != nil {
 			return nil, err
 		}
 		defs = append(defs, d)
 	}
-	sort.Slice(defs, func(i, j int) bool { return defs[i].Name < defs[j].Name })
 	return defs, nil
 }
 

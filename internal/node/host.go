@@ -51,23 +51,164 @@ var Ports = map[int]string{
 }
 
 // Preflight checks that the node can run on this host: Linux, root, the
-// kernel features the node needs, and ports free. Each failure is one line
-// saying what to do.
+// kernel features the node needs, and ports free (HostChecks, PortChecks).
+// Each failure is one line saying what to do.
 func (n *Node) Preflight(extraPorts map[int]string) error {
+	for _, c := range HostChecks() {
+		if c.Err != nil {
+			return c.Err
+		}
+	}
+	for _, c := range n.PortChecks(extraPorts) {
+		if c.Err != nil {
+			return c.Err
+		}
+	}
+	return nil
+}
+
+// ErrNotRoot is the error of the root check of HostChecks.
+var ErrNotRoot = errors.New("the development node needs root (it runs containerd, the kubelet and changes iptables): run `sudo stack up`")
+
+// HostCheck is one thing the node needs of its host, as found on this one.
+type HostCheck struct {
+	Name string // what is needed: "Linux", "root", "overlay filesystem", ...
+	// Detail is what was found: the kernel's release, the cgroup
+	// hierarchy, the path of a tool, or what is missing.
+	Detail string
+	// Err is nil when the host has it, else the one line Preflight
+	// returns: what is missing and what to do (ErrNotRoot for root).
+	Err error
+}
+
+// HostChecks checks what the node needs of this host besides its ports, in
+// the order Preflight does: Linux (on any other system nothing else is
+// checked), root, the kernel features (the overlay filesystem, br_netfilter,
+// nf_conntrack, cgroups) and the tools the kubelet, kube-proxy and the CNI
+// plugins run. It only reads: stack doctor shows every result.
+func HostChecks() []HostCheck {
 	if runtime.GOOS != "linux" {
-		return fmt.Errorf("the development node runs on Linux only, not %s: use a Linux machine or VM", runtime.GOOS)
+		return []HostCheck{{Name: "Linux", Detail: runtime.GOOS,
+			Err: fmt.Errorf("the development node runs on Linux only, not %s: use a Linux machine or VM", runtime.GOOS)}}
 	}
+	var uts syscall.Utsname
+	release := ""
+	if syscall.Uname(&uts) == nil {
+		release = utsString(uts.Release[:])
+	}
+	out := []HostCheck{{Name: "Linux", Detail: release}}
+	root := HostCheck{Name: "root", Detail: fmt.Sprintf("uid %d", os.Geteuid())}
 	if os.Geteuid() != 0 {
-		return errors.New("the development node needs root (it runs containerd, the kubelet and changes iptables): run `sudo stack up`")
+		root.Err = ErrNotRoot
 	}
-	if err := kernelFeatures(); err != nil {
-		return err
+	out = append(out, root)
+	overlay := HostCheck{Name: "overlay filesystem", Detail: "in /proc/filesystems"}
+	if fs, _ := os.ReadFile("/proc/filesystems"); !bytes.Contains(fs, []byte("\toverlay\n")) {
+		overlay.Detail = "not in /proc/filesystems"
+		overlay.Err = errors.New("the kernel has no overlay filesystem, which containerd's snapshotter needs: load the overlay module (modprobe overlay) or use a kernel with it")
 	}
+	out = append(out, overlay)
+	for _, f := range []struct{ name, path, what string }{
+		{"br_netfilter", "/proc/sys/net/bridge/bridge-nf-call-iptables", "br_netfilter (modprobe br_netfilter)"},
+		{"nf_conntrack", "/proc/sys/net/netfilter/nf_conntrack_max", "nf_conntrack (modprobe nf_conntrack)"},
+	} {
+		c := HostCheck{Name: f.name, Detail: f.path}
+		if _, err := os.Stat(f.path); err != nil {
+			c.Detail = f.path + " is missing"
+			c.Err = fmt.Errorf("the kernel lacks %s: %s is missing", f.what, f.path)
+		}
+		out = append(out, c)
+	}
+	cg := HostCheck{Name: "cgroups", Detail: CgroupMode("/sys/fs/cgroup")}
+	if cg.Detail == "" {
+		cg.Detail = "/sys/fs/cgroup is not mounted"
+		cg.Err = errors.New("the kernel lacks cgroups (mount /sys/fs/cgroup): /sys/fs/cgroup is not a cgroup hierarchy")
+	}
+	out = append(out, cg)
+	for _, tool := range []string{"iptables", "iptables-save", "iptables-restore", "ip"} {
+		c := HostCheck{Name: tool}
+		path, err := exec.LookPath(tool)
+		if err != nil {
+			c.Detail = "not on PATH"
+			c.Err = fmt.Errorf("%s is not installed; the kubelet, kube-proxy and CNI plugins need it: apt-get install iptables iproute2", tool)
+		} else {
+			c.Detail = path
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// utsString is a NUL-terminated field of syscall.Utsname.
+func utsString[T int8 | uint8](field []T) string {
+	b := make([]byte, 0, len(field))
+	for _, c := range field {
+		if c == 0 {
+			break
+		}
+		b = append(b, byte(c))
+	}
+	return string(b)
+}
+
+// Filesystem magic numbers (statfs f_type) of the cgroup hierarchies.
+const (
+	cgroup2Magic = 0x63677270
+	cgroup1Magic = 0x27e0eb
+	tmpfsMagic   = 0x01021994
+)
+
+// CgroupMode says which cgroup hierarchy is mounted at dir (the host's is
+// /sys/fs/cgroup): "v2, unified", "hybrid: v1 controllers, v2 at
+// unified/", "v1", or "" when none is.
+func CgroupMode(dir string) string {
+	magic := func(path string) int64 {
+		var st syscall.Statfs_t
+		if syscall.Statfs(path, &st) != nil {
+			return 0
+		}
+		return int64(st.Type)
+	}
+	switch magic(dir) {
+	case cgroup2Magic:
+		return "v2, unified"
+	case cgroup1Magic:
+		return "v1"
+	case tmpfsMagic:
+		if magic(filepath.Join(dir, "unified")) == cgroup2Magic {
+			return "hybrid: v1 controllers, v2 at unified/"
+		}
+		if ents, _ := filepath.Glob(filepath.Join(dir, "*", "cgroup.procs")); len(ents) > 0 {
+			return "v1"
+		}
+	}
+	return ""
+}
+
+// PortCheck is one TCP port the node needs, as found on this host.
+type PortCheck struct {
+	Port int
+	For  string // what needs it
+	// Holder is the process listening there ("etcd (pid 42)", or
+	// "something" when it cannot be told); empty when the port is free.
+	Holder string
+	// Own is true when the holder is this node's own running component
+	// (or service), which stack up keeps or restarts: not in its way.
+	Own bool
+	// Err is nil when stack up can have the port, else the one line
+	// Preflight returns.
+	Err error
+}
+
+// PortChecks checks each port of Ports and extra (more ports stack up
+// needs, with what needs them), in order: free, held by this node's own
+// component, or taken by another process (Err names it and the fix).
+func (n *Node) PortChecks(extra map[int]string) []PortCheck {
 	ports := map[int]string{}
 	for p, what := range Ports {
 		ports[p] = what
 	}
-	for p, what := range extraPorts {
+	for p, what := range extra {
 		ports[p] = what
 	}
 	var nums []int
@@ -83,24 +224,29 @@ func (n *Node) Preflight(extraPorts map[int]string) error {
 			}
 		}
 	}
+	var out []PortCheck
 	for _, p := range nums {
+		c := PortCheck{Port: p, For: ports[p]}
+		out = append(out, c)
 		l, err := net.Listen("tcp", ":"+strconv.Itoa(p))
 		if err == nil {
 			l.Close()
 			continue
 		}
 		pid := listener(p)
-		if _, ours := own[pid]; ours {
-			continue // the node's own component, still running: up keeps or restarts it
-		}
-		holder := "something"
+		c.Holder = "something"
 		if pid > 0 {
 			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-			holder = fmt.Sprintf("%s (pid %d)", strings.TrimSpace(string(comm)), pid)
+			c.Holder = fmt.Sprintf("%s (pid %d)", strings.TrimSpace(string(comm)), pid)
 		}
-		return fmt.Errorf("port %d, needed by %s, is taken by %s, which is not this node's: stop it (ss -ltnp 'sport = :%d') and run stack up again", p, ports[p], holder, p)
+		if component, ours := own[pid]; ours {
+			c.Own, c.Holder = true, fmt.Sprintf("%s (pid %d)", component, pid)
+		} else {
+			c.Err = fmt.Errorf("port %d, needed by %s, is taken by %s, which is not this node's: stop it (ss -ltnp 'sport = :%d') and run stack up again", p, ports[p], c.Holder, p)
+		}
+		out[len(out)-1] = c
 	}
-	return nil
+	return out
 }
 
 // listener returns the PID of a process with a socket listening on TCP
@@ -141,29 +287,6 @@ func listener(port int) int {
 		}
 	}
 	return 0
-}
-
-// kernelFeatures checks for what the node cannot run without.
-func kernelFeatures() error {
-	fs, _ := os.ReadFile("/proc/filesystems")
-	if !bytes.Contains(fs, []byte("\toverlay\n")) {
-		return errors.New("the kernel has no overlay filesystem, which containerd's snapshotter needs: load the overlay module (modprobe overlay) or use a kernel with it")
-	}
-	for _, f := range []struct{ path, what string }{
-		{"/proc/sys/net/bridge/bridge-nf-call-iptables", "br_netfilter (modprobe br_netfilter)"},
-		{"/proc/sys/net/netfilter/nf_conntrack_max", "nf_conntrack (modprobe nf_conntrack)"},
-		{"/sys/fs/cgroup", "cgroups (mount /sys/fs/cgroup)"},
-	} {
-		if _, err := os.Stat(f.path); err != nil {
-			return fmt.Errorf("the kernel lacks %s: %s is missing", f.what, f.path)
-		}
-	}
-	for _, tool := range []string{"iptables", "iptables-save", "iptables-restore", "ip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s is not installed; the kubelet, kube-proxy and CNI plugins need it: apt-get install iptables iproute2", tool)
-		}
-	}
-	return nil
 }
 
 func sysctlPath(name string) string {

@@ -417,3 +417,58 @@ func FuzzParseApprovals(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckTrustRoot: the root is judged as every check judges it, so a
+// root that would have every protected push rejected is refused up front.
+func TestCheckTrustRoot(t *testing.T) {
+	w := newWorld(t, "")
+	ctx := ctxT(t)
+	child := w.on(w.root, w.alice, "a child")
+	tests := []struct {
+		name string
+		root TrustRoot
+		// want is "" for a good root, else what the error says;
+		// refused says whether it is a *RootError.
+		want    string
+		refused bool
+	}{
+		{"signed by an admin of its own config/admins", TrustRoot{Commit: w.root}, "", false},
+		{"by revision", TrustRoot{Commit: w.root[:12]}, "", false},
+		{"the expected key", TrustRoot{Commit: w.root, Key: fingerprint(w.alice)}, "", false},
+		{"not the expected key", TrustRoot{Commit: w.root, Key: fingerprint(w.bob)}, "not by the expected key", true},
+		{"unsigned", TrustRoot{Commit: w.r.commit(commitOpts{files: w.files, msg: "unsigned root"})}, "unsigned", true},
+		{"signed by an outsider", TrustRoot{Commit: w.r.commit(commitOpts{files: w.files, msg: "eve's root", key: w.eve})}, "not in its own config/admins", true},
+		{"no config/admins", TrustRoot{Commit: w.r.commit(commitOpts{files: map[string]string{"README": "x\n"}, msg: "bare", key: w.alice})}, "has no config/admins", true},
+		{"a later commit is judged the same way", TrustRoot{Commit: child}, "", false},
+		{"a malformed key", TrustRoot{Commit: w.root, Key: "MD5:aa"}, "want a SHA256:... fingerprint", false},
+		{"not in the repository", TrustRoot{Commit: strings.Repeat("ab", 20)}, "no such commit", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, err := CheckTrustRoot(ctx, w.r.dir, tt.root)
+			var re *RootError
+			switch {
+			case tt.want == "":
+				if err != nil || !IsCommitID(id) || !strings.HasPrefix(id, tt.root.Commit) {
+					t.Errorf("CheckTrustRoot = %q, %v", id, err)
+				}
+			case err == nil || !strings.Contains(err.Error(), tt.want) || errors.As(err, &re) != tt.refused:
+				t.Errorf("CheckTrustRoot = %v, want an error with %q (a RootError: %v)", err, tt.want, tt.refused)
+			}
+			// Whatever CheckTrustRoot accepts, the verifier accepts as a root.
+			if err == nil {
+				if _, verr := (&Verifier{Dir: w.r.dir, Root: tt.root}).VerifyRange(ctx, Production, "", id); verr != nil {
+					t.Errorf("accepted, but VerifyRange: %v", verr)
+				}
+			}
+		})
+	}
+	if _, err := CheckTrustRoot(ctx, t.TempDir(), TrustRoot{Commit: w.root}); err == nil || errors.Is(err, ErrUnknownCommit) {
+		t.Errorf("not a repository: %v", err)
+	}
+	for s, want := range map[string]bool{strings.Repeat("a", 40): true, strings.Repeat("A", 64): true, strings.Repeat("a", 39): false, "main": false, strings.Repeat("g", 40): false} {
+		if IsCommitID(s) != want {
+			t.Errorf("IsCommitID(%q) = %v", s, !want)
+		}
+	}
+}

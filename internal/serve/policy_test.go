@@ -182,11 +182,91 @@ func TestTrustRootErrors(t *testing.T) {
 		t.Errorf("show without a root: %v\n%s", err, out)
 	}
 	id := strings.Repeat("AB", 20)
-	if out, err := d.stack("repo", "trust", "--data", d.data, "stack", id); err != nil {
+	if out, err := d.stack("repo", "trust", "--data", d.data, "stack", id); err == nil || !strings.Contains(out, "is in neither the served repository nor the clone at") {
+		t.Fatalf("a commit nowhere to be checked: %v\n%s", err, out)
+	}
+	if out, err := d.stack("repo", "trust", "--data", d.data, "stack", id, "--allow-unsigned"); err != nil || !strings.Contains(out, "WARNING: ") {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	out, err = d.stack("repo", "trust", "--data", d.data, "stack", "-o", "json")
 	if err != nil || !strings.Contains(out, strings.ToLower(id)) {
 		t.Errorf("show: %v\n%s", err, out)
+	}
+}
+
+// TestTrustRootMustBeSigned: stack repo trust refuses a root that the
+// pre-receive hook would refuse (so every later push to a protected ref
+// would fail), in one line saying why and how to fix it, and sets it only
+// with --allow-unsigned, warning loudly. A full id not pushed yet is checked
+// in the clone stack runs in.
+func TestTrustRootMustBeSigned(t *testing.T) {
+	d := newDaemon(t)
+	d.createRepo("stack")
+	served := &signedRepo{t: t, d: d, dir: filepath.Join(d.data, "git", "stack.git"), when: time.Now().Unix() - 3600}
+	clone := filepath.Join(d.dir, "clone")
+	d.git(d.dir, "init", "-q", "-b", "main", clone)
+	local := &signedRepo{t: t, d: d, dir: clone, when: time.Now().Unix() - 3600}
+	alice := policytest.FIDO(t, "alice", policy.FlagUserPresence)
+	eve := policytest.FIDO(t, "eve", policy.FlagUserPresence)
+	admins := policytest.SignersFile(alice)
+	unsigned := served.commit("", nil, "unsigned root", policy.AdminsFile, admins)
+	byEve := served.commit("", eve, "root by eve", policy.AdminsFile, admins)
+	good := served.commit("", alice, "root by alice", policy.AdminsFile, admins)
+	notPushed := local.commit("", alice, "root not pushed yet", policy.AdminsFile, admins)
+	unsignedLocal := local.commit("", nil, "unsigned, not pushed", policy.AdminsFile, admins)
+
+	trust := func(args ...string) (string, error) {
+		return d.run("admin", d.dir, stackBin, append([]string{"repo", "trust", "--data", d.data, "stack", "-C", clone}, args...)...)
+	}
+	shown := func() string {
+		out, err := trust("-o", "json")
+		if err != nil {
+			t.Fatalf("show: %v\n%s", err, out)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		reason string
+	}{
+		{"unsigned", []string{unsigned}, "unsigned"},
+		{"unsigned by revision", []string{unsigned[:12]}, "unsigned"},
+		{"signed by a key not in its config/admins", []string{byEve}, "not in its own config/admins"},
+		{"not by the pinned key", []string{good, "--key", eve.Fingerprint()}, "not by the expected key"},
+		{"unsigned in the clone", []string{unsignedLocal}, "unsigned"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := trust(tc.args...)
+			t.Logf("%s", out)
+			if err == nil || strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, tc.reason) ||
+				!strings.Contains(out, "git commit -S --amend") || !strings.Contains(out, "config/admins") || !strings.Contains(out, "--allow-unsigned") {
+				t.Errorf("%v: want one line refusing it for %q, with the fix:\n%s", err, tc.reason, out)
+			}
+			if got := shown(); strings.Contains(got, unsigned) || strings.Contains(got, byEve) || strings.Contains(got, good) {
+				t.Errorf("a refused root was set: %s", got)
+			}
+		})
+	}
+	for _, tc := range []struct{ name, commit string }{
+		{"signed by an admin of its own config/admins", good},
+		{"not pushed yet, checked in the clone", notPushed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := trust(tc.commit)
+			if err != nil || !strings.Contains(out, "stack trusts "+tc.commit) || strings.Contains(out, "WARNING") {
+				t.Fatalf("%v\n%s", err, out)
+			}
+		})
+	}
+	out, err := trust(unsigned, "--allow-unsigned")
+	if err != nil || !strings.Contains(out, "WARNING: trust root "+unsigned) || !strings.Contains(out, "EVERY PUSH TO A PROTECTED REF IS REJECTED") || !strings.Contains(out, "stack trusts "+unsigned) {
+		t.Fatalf("--allow-unsigned: %v\n%s", err, out)
+	}
+	if got := shown(); !strings.Contains(got, unsigned) {
+		t.Errorf("--allow-unsigned did not set it: %s", got)
+	}
+	if out, err := trust("--allow-unsigned"); err == nil || !strings.Contains(out, "--allow-unsigned needs a COMMIT") {
+		t.Errorf("--allow-unsigned without COMMIT: %v\n%s", err, out)
 	}
 }

@@ -158,23 +158,34 @@ func IsTerminal(w io.Writer) bool {
 }
 
 // Progress reports the steps of long work. On a terminal the current step is
-// one line rewritten in place; elsewhere each step start and end is a line.
-// A nil *Progress discards everything.
+// one line rewritten in place, showing how long it has run (redrawn every
+// second: `build kube-apiserver … 2m13s`); elsewhere each step's start and
+// end is a plain line. Either way the line ending a step says how long it
+// took. Steps may nest (an image's step holds its binaries' steps): the
+// live line shows the newest step not done. A nil *Progress discards
+// everything.
 type Progress struct {
-	mu   sync.Mutex
-	w    io.Writer
-	live bool
-	last time.Time
+	mu     sync.Mutex
+	w      io.Writer
+	live   bool
+	last   time.Time // when Bytes last drew
+	active []*Step   // started and not done, oldest first
+	// stop ends the goroutine redrawing the live line; nil while none runs.
+	stop chan struct{}
+	// now and tick are the clock and the redraw interval (tests set them).
+	now  func() time.Time
+	tick time.Duration
 }
 
 // NewProgress returns a Progress writing to w.
 func NewProgress(w io.Writer) *Progress {
-	return &Progress{w: w, live: IsTerminal(w)}
+	return &Progress{w: w, live: IsTerminal(w), now: time.Now, tick: time.Second}
 }
 
 // Write prints p as plain lines between the steps (on a terminal, over the
-// current step's line), so that a Progress can stand where an io.Writer
-// is wanted; a nil Progress discards them.
+// current step's line, which is drawn again below them), so that a
+// Progress can stand where an io.Writer is wanted; a nil Progress discards
+// them.
 func (p *Progress) Write(b []byte) (int, error) {
 	if p == nil {
 		return len(b), nil
@@ -184,7 +195,11 @@ func (p *Progress) Write(b []byte) (int, error) {
 	if p.live {
 		fmt.Fprint(p.w, "\r\033[K")
 	}
-	return p.w.Write(b)
+	n, err := p.w.Write(b)
+	if p.live && len(b) > 0 && b[len(b)-1] == '\n' {
+		p.draw()
+	}
+	return n, err
 }
 
 // Step is one unit of work shown by a Progress.
@@ -192,22 +207,71 @@ type Step struct {
 	p     *Progress
 	name  string
 	start time.Time
+	// done and total are what Bytes last reported (total 0: unknown);
+	// bytes says whether it reported anything.
+	done, total int64
+	bytes       bool
 }
 
 // Start begins a step and shows its name.
 func (p *Progress) Start(format string, args ...any) *Step {
-	s := &Step{p: p, name: fmt.Sprintf(format, args...), start: time.Now()}
+	s := &Step{p: p, name: fmt.Sprintf(format, args...)}
 	if p == nil {
+		s.start = time.Now()
 		return s
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.live {
-		fmt.Fprintf(p.w, "\r\033[K… %s", s.name)
-	} else {
+	s.start = p.now()
+	if !p.live {
 		fmt.Fprintf(p.w, "%s ...\n", s.name)
+		return s
+	}
+	p.active = append(p.active, s)
+	p.draw()
+	if p.stop == nil {
+		p.stop = make(chan struct{})
+		go p.redraw(p.stop, p.tick)
 	}
 	return s
+}
+
+// redraw draws the live line every tick until stop is closed.
+func (p *Progress) redraw(stop chan struct{}, tick time.Duration) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			p.mu.Lock()
+			if p.stop == stop {
+				p.draw()
+			}
+			p.mu.Unlock()
+		}
+	}
+}
+
+// draw writes the live line of the newest active step; p.mu is held.
+func (p *Progress) draw() {
+	if len(p.active) == 0 {
+		return
+	}
+	s := p.active[len(p.active)-1]
+	line := "\r\033[K" + s.name + " …"
+	if s.bytes {
+		if s.total > 0 {
+			line += fmt.Sprintf(" %s/%s (%d%%)", Size(s.done), Size(s.total), s.done*100/s.total)
+		} else {
+			line += " " + Size(s.done)
+		}
+	}
+	if d := p.now().Sub(s.start); d >= time.Second {
+		line += " " + d.Truncate(time.Second).String()
+	}
+	fmt.Fprint(p.w, line)
 }
 
 // Bytes shows how far a transfer of total bytes (0 if unknown) has come. On
@@ -219,18 +283,15 @@ func (s *Step) Bytes(done, total int64) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if time.Since(p.last) < 100*time.Millisecond {
-		return
-	}
-	p.last = time.Now()
-	if total > 0 {
-		fmt.Fprintf(p.w, "\r\033[K… %s %s/%s (%d%%)", s.name, Size(done), Size(total), done*100/total)
-	} else {
-		fmt.Fprintf(p.w, "\r\033[K… %s %s", s.name, Size(done))
+	s.done, s.total, s.bytes = done, total, true
+	if now := p.now(); now.Sub(p.last) >= 100*time.Millisecond {
+		p.last = now
+		p.draw()
 	}
 }
 
-// Done ends the step; a non-nil err marks it failed. It returns err.
+// Done ends the step, saying how long it took; a non-nil err marks it
+// failed. It returns err.
 func (s *Step) Done(err error) error {
 	p := s.p
 	if p == nil {
@@ -238,17 +299,43 @@ func (s *Step) Done(err error) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	d := time.Since(s.start).Round(10 * time.Millisecond)
+	d := Elapsed(p.now().Sub(s.start))
 	mark, word := "✓", "done"
 	if err != nil {
 		mark, word = "✗", "failed"
 	}
-	if p.live {
-		fmt.Fprintf(p.w, "\r\033[K%s %s (%s)\n", mark, s.name, d)
-	} else {
+	if !p.live {
 		fmt.Fprintf(p.w, "%s %s (%s)\n", s.name, word, d)
+		return err
+	}
+	for i, a := range p.active {
+		if a == s {
+			p.active = append(p.active[:i], p.active[i+1:]...)
+			break
+		}
+	}
+	fmt.Fprintf(p.w, "\r\033[K%s %s (%s)\n", mark, s.name, d)
+	if len(p.active) == 0 {
+		if p.stop != nil {
+			close(p.stop)
+			p.stop = nil
+		}
+	} else {
+		p.draw() // the step this one was part of, still running
 	}
 	return err
+}
+
+// Elapsed formats how long something took for people: 340ms, 12.3s,
+// 2m13s, 1h2m3s.
+func Elapsed(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Truncate(time.Second).String()
 }
 
 // Size formats a byte count for people: 512 B, 1.5 KiB, 3.2 MiB.
