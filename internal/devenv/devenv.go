@@ -29,8 +29,10 @@ import (
 	"github.com/hashbang/stack/internal/deploy"
 	"github.com/hashbang/stack/internal/image"
 	"github.com/hashbang/stack/internal/node"
+	"github.com/hashbang/stack/internal/gitserve"
 	"github.com/hashbang/stack/internal/registry"
 	"github.com/hashbang/stack/internal/release"
+	"github.com/hashbang/stack/internal/serve"
 	"github.com/hashbang/stack/internal/source"
 	"github.com/hashbang/stack/internal/ui"
 	"github.com/hashbang/stack/internal/workspace"
@@ -302,8 +304,10 @@ func (e *Env) neededPorts(ctx context.Context, published map[int]string) map[int
 	for port, svc := range published {
 		extra[port] = svc
 	}
-	if !registryUp(ctx, e.RegistryAddr) {
+	if !registryUp(ctx, e.RegistryAddr) { // Up starts stack serve, which listens on all three
 		extra[portOf(e.RegistryAddr)] = "the registry (stack serve)"
+		extra[portOf(gitserve.DefaultAddr)] = "the git server (stack serve)"
+		extra[portOf(serve.DefaultWebAddr)] = "the web page (stack serve)"
 	}
 	return extra
 }
