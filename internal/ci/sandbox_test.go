@@ -234,6 +234,38 @@ func TestSandboxKillsSetsid(t *testing.T) {
 	}
 }
 
+// TestSandboxTimeoutKillsStubborn: a job ignoring SIGTERM, with a child in
+// a session of its own ignoring it too, is killed whole KillGrace after its
+// timeout.
+func TestSandboxTimeoutKillsStubborn(t *testing.T) {
+	g := newGitRepo(t)
+	data := t.TempDir()
+	stubborn := "trap '' TERM; while :; do sleep 0.1; done"
+	c := g.commit("main", map[string]string{
+		"ci/pipelines.yaml": "pipelines:\n  stubborn:\n    run: ci/stubborn\n    on: {push: [refs/heads/*]}\n    timeout: 1s\n",
+		"ci/stubborn":       "#!/bin/sh\nsetsid sh -c \"" + stubborn + "\" &\necho ready\n" + stubborn + "\n",
+	})
+	jobs := g.push(data, "refs/heads/main", c)
+	startRunner(t, &Runner{DataDir: data, KillGrace: time.Second})
+	waitLogged(t, data, jobs[0].ID, "ready\n")
+	procs := jobProcs(jobs[0].ID)
+	j := waitJob(t, data, jobs[0].ID, 30*time.Second, final)
+	if j.State != TimedOut {
+		t.Fatalf("job %s (%s), want timed-out", j.State, j.Error)
+	}
+	if d := j.Finished.Sub(j.Started); d < 2*time.Second || d > 10*time.Second {
+		t.Errorf("ended after %s, want the timeout and the grace, about 2s", d)
+	}
+	if len(procs) < 3 {
+		t.Fatalf("job processes %v, want the init and both shells at least", procs)
+	}
+	for _, pid := range procs {
+		if alive(pid) {
+			t.Errorf("process %d of the job outlived its SIGKILL", pid)
+		}
+	}
+}
+
 // TestSandboxPidsLimit: a job starting more processes than it may fails,
 // and all it started goes.
 func TestSandboxPidsLimit(t *testing.T) {
