@@ -33,7 +33,10 @@ the pushed refs and the timer that start it, and a timeout.
 A push queues the pipelines whose patterns match the ref; timers fire on the
 default branch; ` + "`stack ci run`" + ` starts one by hand. Each job runs in a clean
 checkout of its exact commit with CI=true and STACK_CI_REPO, STACK_CI_REF,
-STACK_CI_COMMIT, STACK_CI_JOB, STACK_CI_PIPELINE, STACK_CI_TRIGGER set.
+STACK_CI_COMMIT, STACK_CI_JOB, STACK_CI_PIPELINE, STACK_CI_TRIGGER and
+STACK_CI_TOKEN set, and a private HOME and TMPDIR. It is sandboxed: as a user
+of its own, its processes all ended with it, it sees the system directories
+read-only and its work directory, nothing of the data directory.
 
 These commands work on the data directory directly, whether or not
 ` + "`stack serve`" + ` runs; jobs queued while it is down run when it starts.`,

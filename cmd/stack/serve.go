@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hashbang/stack/internal/ci"
 	"github.com/hashbang/stack/internal/gitserve"
 	"github.com/hashbang/stack/internal/policy"
 	"github.com/hashbang/stack/internal/registry"
@@ -20,8 +21,17 @@ import (
 // and whatever its pipeline builds, so more is a typo, not a machine.
 const maxJobs = 64
 
+// The bounds of --job-memory and --job-pids.
+const (
+	minJobMemory = 16 << 20
+	minJobPids   = 16
+	maxJobPids   = 1 << 20
+)
+
 func newServeCmd(g *globals) *cobra.Command {
 	var cfg serve.Config
+	var jobMemory string
+	var jobPids int
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the self-hosted registry, git server and CI in the foreground",
@@ -34,7 +44,10 @@ func newServeCmd(g *globals) *cobra.Command {
     config/developers, as config/git.yaml allows; pushes to refs the
     signature policy protects must be signed as config/policy.yaml says,
     trusting the root set with ` + "`stack repo trust`" + `;
-  - the CI runner: pushes and timers queue the pipelines of ci/pipelines.yaml.
+  - the CI runner: pushes and timers queue the pipelines of ci/pipelines.yaml;
+    each job runs sandboxed (as root: a user of its own, its own PID and mount
+    namespaces seeing the system directories read-only and its work tree,
+    --job-memory and --job-pids limits).
 
 Everything lives under --data (default CACHE/serve): registry/, ssh/, git/, ci/.
 It prints where each part listens and the SSH host key's fingerprint.`,
@@ -46,6 +59,17 @@ It prints where each part listens and the SSH host key's fingerprint.`,
 			if n := cfg.CI.Concurrency; n < 1 || n > maxJobs {
 				return fmt.Errorf("--jobs %d: the number of CI jobs run at once must be from 1 to %d", n, maxJobs)
 			}
+			mem, err := ci.ParseSize(jobMemory)
+			if err != nil {
+				return fmt.Errorf("--job-memory: %w", err)
+			}
+			if mem < minJobMemory {
+				return fmt.Errorf("--job-memory %s: a job needs at least 16MiB", jobMemory)
+			}
+			if n := jobPids; n < minJobPids || n > maxJobPids {
+				return fmt.Errorf("--job-pids %d: the number of processes a job may have must be from %d to %d", n, minJobPids, maxJobPids)
+			}
+			cfg.CI.MemoryLimit, cfg.CI.PidsLimit = mem, jobPids
 			if serve.NeedInit() {
 				code, err := serve.Init()
 				return exitCode(code, err)
@@ -62,7 +86,6 @@ It prints where each part listens and the SSH host key's fingerprint.`,
 			cfg.Environments = func(ctx context.Context) ([]*release.Status, error) { return release.Statuses(ctx, ws, cfg.DataDir) }
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			cfg.Out = stdout(cmd)
-			cfg.CI.Env = append(cfg.CI.Env, "STACK_CACHE="+ws.Cache)
 			srv, err := serve.New(cfg)
 			if err != nil {
 				return err
@@ -75,6 +98,8 @@ It prints where each part listens and the SSH host key's fingerprint.`,
 	cmd.Flags().StringVar(&cfg.SSHAddr, "ssh-addr", gitserve.DefaultAddr, "address the SSH git server listens on")
 	cmd.Flags().StringVar(&cfg.WebAddr, "web-addr", serve.DefaultWebAddr, `address of the read-only web page (environments, CI jobs, push verdicts), or "off"`)
 	cmd.Flags().IntVar(&cfg.CI.Concurrency, "jobs", 1, fmt.Sprintf("CI jobs run at once (1 to %d)", maxJobs))
+	cmd.Flags().StringVar(&jobMemory, "job-memory", "2GiB", "memory each CI job may use (KiB, MiB, GiB); enforced when serve runs as root")
+	cmd.Flags().IntVar(&jobPids, "job-pids", ci.DefaultPidsLimit, fmt.Sprintf("processes and threads each CI job may have at once (%d to %d); enforced when serve runs as root", minJobPids, maxJobPids))
 	return cmd
 }
 

@@ -15,10 +15,18 @@
 //	                            directory with inotify and reads it every 200ms)
 //	<data>/ci/jobs/<id>/job.json the job: what, why, state, times, exit code
 //	<data>/ci/jobs/<id>/log     the job's combined output, appended live
-//	<data>/ci/work/<id>/        the job's checkout and TMPDIR while it runs
+//	<data>/ci/work/<id>/        the job's checkout (src), TMPDIR (tmp) and HOME (home)
+//	                            while it runs: the one directory of the machine a
+//	                            sandboxed job may write, owned by the job's user
 //	<data>/ci/timers.json       when each timer last fired
 //
 // job.json and timers.json are replaced atomically (temp file + rename).
+//
+// Jobs run sandboxed (sandbox.go): as a user of their own, in PID, mount
+// and IPC namespaces of their own where nothing of the data directory but
+// their work directory is in view, with memory and process limits, and with
+// no secret of the server's. The directories above are 0700 and the
+// runner's.
 package ci
 
 import (
@@ -78,8 +86,15 @@ type Job struct {
 	// ExitCode is the script's exit status (128+N when killed by signal N);
 	// absent if the script never ran or did not end by itself.
 	ExitCode *int `json:"exit_code,omitempty"`
-	// PID is the script's process id, which is also its process group.
+	// PID is the process id of the job's sandbox init (PID 1 of the job's
+	// PID namespace), or of the script itself when it runs unsandboxed;
+	// either is the leader of its own process group.
 	PID int `json:"pid,omitempty"`
+	// UID is the user id the script ran as, when the runner gave it one of
+	// its own (a runner running as root).
+	UID int `json:"uid,omitempty"`
+	// TokenSHA256 is the SHA-256 of the job's STACK_CI_TOKEN.
+	TokenSHA256 string `json:"token_sha256,omitempty"`
 	// RunnerPID is the process that ran the job.
 	RunnerPID int `json:"runner_pid,omitempty"`
 	// Error says why the job ended as it did when the script alone does not.

@@ -117,8 +117,11 @@ func ResolveRef(ctx context.Context, repo, rev string) (ref, commit string, err 
 }
 
 // checkout makes dir a clean checkout of commit from the bare repository
-// repo: a clone that shares repo's objects (no copy) with commit checked out
-// detached, so `git rev-parse HEAD` in the job prints the commit.
+// repo: a clone with a copy of repo's objects (not hard links, which the
+// job's user would own once the work directory is chowned to it; not
+// shared, which would need repo readable in the job's sandbox) with commit
+// checked out detached, so `git rev-parse HEAD` in the job prints the
+// commit.
 func checkout(ctx context.Context, repo, commit, dir string, log io.Writer) error {
 	run := func(in string, args ...string) error {
 		c := gitCmd("")
@@ -129,7 +132,7 @@ func checkout(ctx context.Context, repo, commit, dir string, log io.Writer) erro
 		log.Write(out)
 		return err
 	}
-	if err := run("", "clone", "--quiet", "--no-checkout", "--shared", "--", repo, dir); err != nil {
+	if err := run("", "clone", "--quiet", "--no-checkout", "--no-hardlinks", "--", repo, dir); err != nil {
 		return err
 	}
 	return run(dir, "checkout", "--quiet", "--detach", commit, "--")

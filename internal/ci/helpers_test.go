@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -185,4 +186,47 @@ func alive(pid int) bool {
 	i := strings.LastIndexByte(string(b), ')')
 	f := strings.Fields(string(b[i+1:]))
 	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+}
+
+// jobProcs returns the live processes of this machine that carry job id's
+// STACK_CI_JOB: the job's sandbox init and every process of the job, as
+// this machine numbers them (a job's own $$ and $! count in its PID
+// namespace).
+func jobProcs(id string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err == nil && alive(pid) && hasEnv(pid, "STACK_CI_JOB="+id) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// waitGate is a shell line that waits until the test calls openGate for
+// the job: the file is in the job's work directory, the one place both see.
+const waitGate = "while [ ! -e ../gate ]; do sleep 0.05; done\n"
+
+// openGate lets job id, waiting in waitGate, go on.
+func openGate(t *testing.T, data, id string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(data, "ci", "work", id, "gate"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitLogged waits until job id's log holds s, and returns the log.
+func waitLogged(t *testing.T, data, id, s string) string {
+	t.Helper()
+	var log string
+	waitJob(t, data, id, 30*time.Second, func(j *Job) bool {
+		b, _ := os.ReadFile(filepath.Join(data, "ci", "jobs", id, "log"))
+		log = string(b)
+		if j.State.Final() && !strings.Contains(log, s) {
+			t.Fatalf("job %s ended (%s: %s) without logging %q:\n%s", id, j.State, j.Error, s, log)
+		}
+		return strings.Contains(log, s)
+	})
+	return log
 }

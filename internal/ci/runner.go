@@ -2,12 +2,9 @@ package ci
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -18,23 +15,27 @@ import (
 // of timers. Only one runner may work on a data directory at a time.
 //
 // Each job runs in a fresh checkout of its exact commit under
-// <data>/ci/work/<id>/src (git clone --no-checkout --shared from the bare
-// repository, then git checkout --detach COMMIT: the objects are shared, not
-// copied, and `git rev-parse HEAD` works inside), removed when the job ends.
-// The script is the leader of its own process group; at its timeout the
-// group gets SIGTERM and, KillGrace later, SIGKILL. Processes a script
-// leaves behind are killed when it exits. The script's environment is
-// clean: PATH, HOME, TMPDIR (a private directory), CI=true, STACK_CI_REPO,
-// STACK_CI_REF, STACK_CI_COMMIT, STACK_CI_JOB, STACK_CI_PIPELINE,
-// STACK_CI_TRIGGER, and Env.
+// <data>/ci/work/<id>/src (git clone --no-hardlinks from the bare
+// repository, then git checkout --detach COMMIT: the job has its own copy of
+// the objects, so `git log` works inside with nothing of the served
+// repository in reach), removed when the job ends. The script runs in a
+// sandbox (sandbox.go): a user of its own, its own PID, mount and IPC
+// namespaces in which it sees the system directories read-only and its
+// work directory, and memory and process limits. At its timeout every
+// process of the job gets SIGTERM and, KillGrace later, SIGKILL; what a
+// script leaves behind is killed when it exits. The script's environment
+// is clean: PATH, HOME and TMPDIR (private directories), CI=true,
+// STACK_CI_REPO, STACK_CI_REF, STACK_CI_COMMIT, STACK_CI_JOB,
+// STACK_CI_PIPELINE, STACK_CI_TRIGGER, STACK_CI_TOKEN, and Env.
 //
 // Restart safety: a job left running by a runner that died is marked
-// interrupted when the next runner starts (its leftover processes, found by
-// process group and checked to carry the job's STACK_CI_JOB, are killed
-// first). It is not re-run on its own, since a half-run job may have had
-// effects a blind re-run would repeat: queue it again with `stack ci run`.
-// Jobs still queued are kept and run. When Run's context ends, running jobs
-// are stopped the same way as at a timeout and marked interrupted.
+// interrupted when the next runner starts (its leftover processes — the
+// sandbox's init, found by process group and checked to carry the job's
+// STACK_CI_JOB, and whatever is in the job's cgroups — are killed first).
+// It is not re-run on its own, since a half-run job may have had effects a
+// blind re-run would repeat: queue it again with `stack ci run`. Jobs
+// still queued are kept and run. When Run's context ends, running jobs are
+// stopped the same way as at a timeout and marked interrupted.
 type Runner struct {
 	// DataDir holds ci/ (see the package documentation).
 	DataDir string
@@ -57,6 +58,15 @@ type Runner struct {
 	TimerTick time.Duration
 	// KillGrace is the time between SIGTERM and SIGKILL; 0 means 5s.
 	KillGrace time.Duration
+	// MemoryLimit is how many bytes of memory a job's processes may use
+	// together; 0 means DefaultMemoryLimit. PidsLimit is how many processes
+	// and threads a job may have at once; 0 means DefaultPidsLimit. Both are
+	// enforced when the runner is root (cgroup v1), and are the server's to
+	// say, not a pipeline's.
+	MemoryLimit int64
+	PidsLimit   int
+
+	sb *sandbox
 }
 
 // Repo is a bare repository served by the git server.
@@ -83,6 +93,12 @@ func (r *Runner) defaults() {
 	}
 	if r.KillGrace <= 0 {
 		r.KillGrace = 5 * time.Second
+	}
+	if r.MemoryLimit <= 0 {
+		r.MemoryLimit = DefaultMemoryLimit
+	}
+	if r.PidsLimit <= 0 {
+		r.PidsLimit = DefaultPidsLimit
 	}
 }
 
@@ -114,6 +130,15 @@ func (r *Runner) Run(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
+	r.sb = r.newSandbox(s)
+	if r.sb.kind == noSandbox {
+		r.Logger.Warn("ci: jobs are not sandboxed", "why", r.sb.why)
+	} else if r.sb.cg == nil {
+		r.Logger.Warn("ci: jobs are sandboxed without limits", "why", r.sb.cgWhy)
+	}
+	if r.sb.cg != nil {
+		defer r.sb.cg.close()
+	}
 	if err := r.recover(s); err != nil {
 		return fmt.Errorf("recover CI jobs: %w", err)
 	}
@@ -163,9 +188,15 @@ func (r *Runner) recover(s *store) error {
 		case Running:
 			j.State, j.Finished = Interrupted, time.Now().UTC()
 			j.Error = fmt.Sprintf("the runner (pid %d) stopped while the job was running", j.RunnerPID)
-			if killLeftovers(j) {
-				j.Error += "; its leftover processes were killed"
+			killed := killLeftovers(j)
+			if killed {
 				waitGone(j.PID, 5*time.Second)
+			}
+			if r.sb.cg != nil && r.sb.cg.remove(j.ID) > 0 {
+				killed = true
+			}
+			if killed {
+				j.Error += "; its leftover processes were killed"
 			}
 			appendLog(s.logFile(j.ID), "==> interrupted: "+j.Error+"\n")
 			if err := s.write(j); err != nil {
@@ -175,6 +206,15 @@ func (r *Runner) recover(s *store) error {
 		case Queued:
 			if err := s.mark(j.ID); err != nil {
 				return err
+			}
+		}
+	}
+	if r.sb.cg != nil {
+		// Cgroups of jobs no record says were running: a runner died
+		// between making them and saving the job.
+		for _, job := range r.sb.cg.leftovers() {
+			if n := r.sb.cg.remove(job); n > 0 {
+				r.Logger.Warn("ci: killed the leftover processes of a job", "job", job, "processes", n)
 			}
 		}
 	}
@@ -290,6 +330,9 @@ func (r *Runner) execute(ctx context.Context, s *store, j *Job) {
 		out = outcome{state: Failed, why: fmt.Sprintf("open log: %v", err)}
 	} else {
 		defer lf.Close()
+		if r.sb.kind == noSandbox {
+			fmt.Fprintf(lf, "==> %s\n", r.sb.describe(j))
+		}
 		fmt.Fprintf(lf, "==> job %s: pipeline %s (%s) of %s at %s %s, %s trigger\n",
 			j.ID, j.Pipeline, j.Run, j.Repo, j.Ref, j.Commit, j.Trigger)
 		out = r.runJob(ctx, s, j, lf)
@@ -318,10 +361,12 @@ func (r *Runner) execute(ctx context.Context, s *store, j *Job) {
 // runJob checks out the commit and runs the script.
 func (r *Runner) runJob(ctx context.Context, s *store, j *Job, lf *os.File) outcome {
 	work := s.path("work", j.ID)
-	src, tmp := filepath.Join(work, "src"), filepath.Join(work, "tmp")
+	src, tmp, home := filepath.Join(work, "src"), filepath.Join(work, "tmp"), filepath.Join(work, "home")
 	defer os.RemoveAll(work)
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		return outcome{state: Failed, why: fmt.Sprintf("make work directory: %v", err)}
+	for _, d := range []string{tmp, home} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return outcome{state: Failed, why: fmt.Sprintf("make work directory: %v", err)}
+		}
 	}
 	jctx, cancel := context.WithDeadline(ctx, j.Started.Add(time.Duration(j.Timeout)))
 	defer cancel()
@@ -329,7 +374,7 @@ func (r *Runner) runJob(ctx context.Context, s *store, j *Job, lf *os.File) outc
 		if ctx.Err() != nil {
 			return Interrupted, "the runner stopped during the job"
 		}
-		return TimedOut, fmt.Sprintf("timed out after %s: the job's process group was killed", time.Duration(j.Timeout))
+		return TimedOut, fmt.Sprintf("timed out after %s: the job's processes were killed", time.Duration(j.Timeout))
 	}
 
 	if err := checkout(jctx, j.RepoPath, j.Commit, src, lf); err != nil {
@@ -348,65 +393,62 @@ func (r *Runner) runJob(ctx context.Context, s *store, j *Job, lf *os.File) outc
 		return outcome{state: Failed, why: fmt.Sprintf("%s is not an executable file: git update-index --chmod=+x %s, commit and push", j.Run, j.Run)}
 	}
 
-	cmd := exec.Command(script)
-	cmd.Dir = src
-	cmd.Env = r.env(j, tmp)
-	cmd.Stdin = nil
-	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return outcome{state: Failed, why: fmt.Sprintf("start %s: %v (does it begin with a #! line?)", j.Run, err)}
+	if r.sb.kind != noSandbox {
+		fmt.Fprintf(lf, "==> %s\n", r.sb.describe(j))
 	}
-	pgid := cmd.Process.Pid
-	j.PID = pgid
+	token, sum := newToken()
+	j.TokenSHA256 = sum
+	p, err := r.sb.start(j, work, script, src, r.env(j, tmp, home, token), lf)
+	if err != nil {
+		return outcome{state: Failed, why: err.Error()}
+	}
+	j.PID = p.pid
 	if err := s.write(j); err != nil {
 		r.Logger.Error("ci: save job", "job", j.ID, "err", err)
 	}
 
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := make(chan scriptEnd, 1)
+	go func() { done <- p.wait() }()
+	var end scriptEnd
 	var stop State
 	var why string
 	select {
-	case <-done:
+	case end = <-done:
 	case <-jctx.Done():
 		stop, why = stopped()
-		killGroup(pgid, syscall.SIGTERM)
+		p.signal(syscall.SIGTERM)
 		select {
-		case <-done:
+		case end = <-done:
 		case <-time.After(r.KillGrace):
-			killGroup(pgid, syscall.SIGKILL)
-			<-done
+			p.signal(syscall.SIGKILL)
+			end = <-done
 		}
 	}
-	// Whatever the script left behind in its group goes with it.
-	killGroup(pgid, syscall.SIGKILL)
-	if stop != "" {
+	// Whatever the script left behind goes with it.
+	p.cleanup()
+	switch {
+	case stop != "":
 		return outcome{state: stop, why: why}
+	case end.err != nil:
+		return outcome{state: Failed, why: end.err.Error()}
+	case end.sig != 0:
+		code := 128 + int(end.sig)
+		why := fmt.Sprintf("killed by signal %s", end.sig)
+		if end.oom {
+			why += fmt.Sprintf(": out of memory (a job may use %s; stack serve --job-memory sets it)", formatSize(r.MemoryLimit))
+		}
+		return outcome{state: Failed, code: &code, why: why}
+	case end.code != 0:
+		return outcome{state: Failed, code: &end.code, why: fmt.Sprintf("exit code %d", end.code)}
 	}
-	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	code := ws.ExitStatus()
-	if ws.Signaled() {
-		code = 128 + int(ws.Signal())
-		return outcome{state: Failed, code: &code, why: fmt.Sprintf("killed by signal %s", ws.Signal())}
-	}
-	if code != 0 {
-		return outcome{state: Failed, code: &code, why: fmt.Sprintf("exit code %d", code)}
-	}
-	return outcome{state: Succeeded, code: &code}
+	return outcome{state: Succeeded, code: &end.code}
 }
 
-// env is a job's whole environment.
-func (r *Runner) env(j *Job, tmp string) []string {
+// env is a job's whole environment: nothing of the runner's but PATH.
+func (r *Runner) env(j *Job, tmp, home, token string) []string {
 	env := []string{"PATH=" + r.PATH}
-	if home := os.Getenv("HOME"); home != "" {
-		env = append(env, "HOME="+home)
-	}
 	env = append(env,
+		"HOME="+home,
 		"TMPDIR="+tmp,
 		"CI=true",
 		"STACK_CI_REPO="+j.Repo,
@@ -415,6 +457,7 @@ func (r *Runner) env(j *Job, tmp string) []string {
 		"STACK_CI_JOB="+j.ID,
 		"STACK_CI_PIPELINE="+j.Pipeline,
 		"STACK_CI_TRIGGER="+string(j.Trigger),
+		"STACK_CI_TOKEN="+token,
 	)
 	return append(env, r.Env...)
 }

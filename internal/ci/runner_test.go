@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -116,10 +115,15 @@ func TestRunnerTimeoutKillsProcessGroup(t *testing.T) {
 	data := t.TempDir()
 	c := g.commit("main", map[string]string{
 		"ci/pipelines.yaml": "pipelines:\n  slow:\n    run: ci/slow\n    on: {push: [refs/heads/*]}\n    timeout: 1s\n",
-		"ci/slow":           "#!/bin/sh\nsleep 100 &\necho \"child=$!\"\nsleep 100\necho never\n",
+		"ci/slow":           "#!/bin/sh\nsleep 100 &\nsetsid sleep 100 &\necho ready\nsleep 100\necho never\n",
 	})
 	jobs := g.push(data, "refs/heads/main", c)
 	startRunner(t, &Runner{DataDir: data})
+	waitLogged(t, data, jobs[0].ID, "ready\n")
+	procs := jobProcs(jobs[0].ID)
+	if len(procs) < 4 { // the script, its sleeps, and the sandbox's init
+		t.Fatalf("job processes %v, want at least 4", procs)
+	}
 	j := waitJob(t, data, jobs[0].ID, 30*time.Second, final)
 	log := jobLog(t, data, j.ID)
 	if j.State != TimedOut || j.ExitCode != nil || !strings.Contains(j.Error, "timed out after 1s") {
@@ -128,14 +132,9 @@ func TestRunnerTimeoutKillsProcessGroup(t *testing.T) {
 	if d := j.Finished.Sub(j.Started); d < time.Second || d > 10*time.Second {
 		t.Errorf("timed out after %s, want about 1s", d)
 	}
-	m := regexp.MustCompile(`child=(\d+)`).FindStringSubmatch(log)
-	if m == nil {
-		t.Fatalf("no child pid in log:\n%s", log)
-	}
-	child, _ := strconv.Atoi(m[1])
-	for end := time.Now().Add(5 * time.Second); alive(child) || alive(j.PID); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("background child %d or script %d still alive after the timeout", child, j.PID)
+	for _, pid := range procs {
+		if alive(pid) {
+			t.Errorf("process %d of the job still alive after the timeout", pid)
 		}
 	}
 	if strings.Contains(log, "never") || !strings.Contains(log, "==> timed-out after ") {
@@ -148,19 +147,23 @@ func TestRunnerKillsLeftovers(t *testing.T) {
 	data := t.TempDir()
 	c := g.commit("main", map[string]string{
 		"ci/pipelines.yaml": pipelines("bg"),
-		"ci/bg":             "#!/bin/sh\nsleep 100 > /dev/null 2>&1 &\necho \"child=$!\"\n",
+		"ci/bg":             "#!/bin/sh\nsleep 100 > /dev/null 2>&1 &\necho ready\n" + waitGate,
 	})
 	jobs := g.push(data, "refs/heads/main", c)
 	startRunner(t, &Runner{DataDir: data})
+	waitLogged(t, data, jobs[0].ID, "ready\n")
+	procs := jobProcs(jobs[0].ID)
+	openGate(t, data, jobs[0].ID)
 	j := waitJob(t, data, jobs[0].ID, 30*time.Second, final)
 	if j.State != Succeeded {
 		t.Fatalf("job %s", j.State)
 	}
-	m := regexp.MustCompile(`child=(\d+)`).FindStringSubmatch(jobLog(t, data, j.ID))
-	child, _ := strconv.Atoi(m[1])
-	for end := time.Now().Add(5 * time.Second); alive(child); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("process %d left behind by the job still runs", child)
+	if len(procs) < 2 {
+		t.Fatalf("job processes %v, want the script and its sleep at least", procs)
+	}
+	for _, pid := range procs {
+		if alive(pid) {
+			t.Errorf("process %d left behind by the job still runs", pid)
 		}
 	}
 }
@@ -171,19 +174,18 @@ func TestRunnerKillsLeftovers(t *testing.T) {
 func TestRunnerOnePerRef(t *testing.T) {
 	g := newGitRepo(t)
 	data := t.TempDir()
-	gate := filepath.Join(t.TempDir(), "gate")
 	c := g.commit("main", map[string]string{
 		"ci/pipelines.yaml": pipelines("test"),
-		"ci/test":           "#!/bin/sh\necho start\nwhile [ ! -e \"$GATE\" ]; do sleep 0.05; done\necho end\n",
+		"ci/test":           "#!/bin/sh\necho start\n" + waitGate + "echo end\n",
 	})
 	g.git(g.work, "push", "--quiet", g.bare, "HEAD:refs/heads/dev")
-	startRunner(t, &Runner{DataDir: data, Concurrency: 3, Env: []string{"GATE=" + gate}})
+	startRunner(t, &Runner{DataDir: data, Concurrency: 3})
 	first := g.push(data, "refs/heads/main", c)[0]
-	waitJob(t, data, first.ID, 30*time.Second, func(j *Job) bool { return j.State == Running })
+	waitLogged(t, data, first.ID, "start\n")
 	second := g.push(data, "refs/heads/main", c)[0]
 	third := g.push(data, "refs/heads/main", c)[0]
 	dev := g.push(data, "refs/heads/dev", c)[0]
-	waitJob(t, data, dev.ID, 30*time.Second, func(j *Job) bool { return j.State == Running })
+	waitLogged(t, data, dev.ID, "start\n")
 	if j, _ := Get(data, second.ID); j.State != Superseded || j.SupersededBy != third.ID {
 		t.Errorf("second: %s by %q, want superseded by %s", j.State, j.SupersededBy, third.ID)
 	}
@@ -191,10 +193,11 @@ func TestRunnerOnePerRef(t *testing.T) {
 	if j, _ := Get(data, third.ID); j.State != Queued {
 		t.Errorf("third is %s while the first runs on the same ref, want queued", j.State)
 	}
-	if err := os.WriteFile(gate, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	openGate(t, data, first.ID)
+	openGate(t, data, dev.ID)
 	f := waitJob(t, data, first.ID, 30*time.Second, final)
+	waitLogged(t, data, third.ID, "start\n")
+	openGate(t, data, third.ID)
 	th := waitJob(t, data, third.ID, 30*time.Second, final)
 	d := waitJob(t, data, dev.ID, 30*time.Second, final)
 	if f.State != Succeeded || th.State != Succeeded || d.State != Succeeded {
@@ -311,7 +314,7 @@ func TestRunnerRestart(t *testing.T) {
 	data := t.TempDir()
 	c := g.commit("main", map[string]string{
 		"ci/pipelines.yaml": pipelines("slow", "quick"),
-		"ci/slow":           "#!/bin/sh\necho started\nsleep 100\necho never\n",
+		"ci/slow":           "#!/bin/sh\nsetsid sleep 100 &\necho started\nsleep 100\necho never\n",
 		"ci/quick":          "#!/bin/sh\necho quick done\n",
 	})
 	jobs := g.push(data, "refs/heads/main", c)
@@ -335,6 +338,10 @@ func TestRunnerRestart(t *testing.T) {
 	})
 	if j.RunnerPID != child.Process.Pid {
 		t.Fatalf("job run by %d, want the child runner %d", j.RunnerPID, child.Process.Pid)
+	}
+	procs := jobProcs(slow.ID) // the sandbox's init, the script, a setsid sleep, a sleep
+	if len(procs) < 3 {
+		t.Fatalf("job processes %v, want at least 3", procs)
 	}
 	if !RunnerAlive(data) {
 		t.Errorf("RunnerAlive is false while the child runs")
@@ -373,6 +380,11 @@ func TestRunnerRestart(t *testing.T) {
 	}
 	if alive(s.PID) {
 		t.Errorf("slow's script %d still runs after the restart", s.PID)
+	}
+	for _, pid := range procs {
+		if alive(pid) {
+			t.Errorf("process %d of slow still runs after the restart", pid)
+		}
 	}
 	if log := jobLog(t, data, s.ID); !strings.Contains(log, "started\n") || !strings.Contains(log, "==> interrupted: ") || strings.Contains(log, "never") {
 		t.Errorf("slow log:\n%s", log)

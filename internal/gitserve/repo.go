@@ -94,6 +94,11 @@ func create(dataDir, name, exe string) (Repo, error) {
 		return Repo{}, fmt.Errorf("repository %s already exists at %s", name, path)
 	}
 	parent := filepath.Dir(path)
+	// The data directory and git/ are the server's alone (CI jobs run as
+	// other users); what is inside may be as git makes it.
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return Repo{}, fmt.Errorf("create repository %s: %w", name, err)
+	}
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return Repo{}, fmt.Errorf("create repository %s: %w", name, err)
 	}

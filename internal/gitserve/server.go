@@ -131,7 +131,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("%s not found in git's exec path %s: install git", prog, s.execDir)
 		}
 	}
-	if err := os.MkdirAll(RepoRoot(cfg.DataDir), 0o755); err != nil {
+	if err := os.MkdirAll(RepoRoot(cfg.DataDir), 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	if s.hostKey, err = LoadHostKey(HostKeyPath(cfg.DataDir)); err != nil {

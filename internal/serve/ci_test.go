@@ -191,3 +191,47 @@ func waitLog(t *testing.T, data, id, s string) bool {
 	}
 	return false
 }
+
+// TestServeDataDirPrivate: a data directory made looser than 0700 (by an
+// older stack, or by hand) is made private at start, and what the daemon
+// makes is private too: a CI job's user could read nothing of it even
+// outside the job's sandbox.
+func TestServeDataDirPrivate(t *testing.T) {
+	d := newDaemon(t)
+	for _, dir := range []string{d.data, filepath.Join(d.data, "ci")} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.start()
+	d.createRepo("group/app")
+	for _, dir := range []string{".", "git", "ssh", "registry", "ci"} {
+		fi, err := os.Stat(filepath.Join(d.data, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o700 {
+			t.Errorf("DATA/%s is %v, want 0700", dir, fi.Mode().Perm())
+		}
+	}
+	if n := strings.Count(d.out.String(), "made a data directory private"); n != 2 {
+		t.Errorf("%d tightenings logged, want 2 (DATA and DATA/ci):\n%s", n, d.out.String())
+	}
+	// `stack repo create` before any daemon makes them private as well.
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	if out, err := d.stack("repo", "create", "group/app", "--data", fresh); err != nil {
+		t.Fatalf("stack repo create: %v\n%s", err, out)
+	}
+	for _, dir := range []string{fresh, filepath.Join(fresh, "git")} {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s is %v, want 0700", dir, fi.Mode().Perm())
+		}
+	}
+}

@@ -9,13 +9,14 @@
 // repository's own git config (SetTrustRoot), and the post-receive hook
 // queues the CI jobs of each pushed ref.
 //
-// The data directory:
+// The data directory (it and its directories 0700, made so at start):
 //
 //	DATA/serve.lock   flock held by the running daemon (its PID inside)
 //	DATA/registry/    the registry's blobs and manifests
 //	DATA/ssh/         the git server's host key
 //	DATA/git/         the bare repositories: NAME.git, GROUP/NAME.git
-//	DATA/ci/          CI jobs, logs, queue and timers
+//	DATA/ci/          CI jobs, logs, queue and timers; the jobs run
+//	                  sandboxed, seeing none of this but their work directory
 //	DATA/pushes.jsonl the verdicts of pushes the pre-receive hook judged
 //	DATA/clusters/    credentials of provisioned clusters (internal/cluster)
 //

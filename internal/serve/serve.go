@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -61,8 +62,9 @@ type Config struct {
 	// as `status ENV`.
 	Commands map[string]gitserve.CommandFunc
 	// CI tunes the runner; its DataDir, Repos and Logger are set by Run;
-	// STACK_REGISTRY (the registry's address) and STACK_DATA (DataDir) are
-	// added to its Env, and the directory of Executable leads its PATH.
+	// STACK_REGISTRY (the registry's address) is added to its Env, and the
+	// directory of Executable leads its PATH. Jobs are sandboxed: the data
+	// directory is out of their reach.
 	CI ci.Runner
 }
 
@@ -111,10 +113,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
+	if err := s.tightenDataDir(); err != nil {
+		return nil, err
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -162,6 +167,37 @@ func New(cfg Config) (*Server, error) {
 	}
 	ok = true
 	return s, nil
+}
+
+// privateDirs are the data directory and the parts of it that are the
+// daemon's alone: 0700, so that no other user — a CI job's included — can
+// read the repositories, the host key, the registry or the jobs.
+var privateDirs = []string{".", "git", "ssh", "registry", "ci"}
+
+// tightenDataDir makes privateDirs 0700 where a data directory made
+// before they were (or by hand) has them looser, saying so.
+func (s *Server) tightenDataDir() error {
+	for _, d := range privateDirs {
+		dir := filepath.Join(s.cfg.DataDir, d)
+		fi, err := os.Lstat(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("data directory: %s is not a directory: move it away", dir)
+		}
+		if fi.Mode().Perm() == 0o700 {
+			continue
+		}
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("data directory: make %s private: %w", dir, err)
+		}
+		s.log.Warn("serve: made a data directory private", "dir", dir, "was", fi.Mode().Perm().String())
+	}
+	return nil
 }
 
 // lockData takes the daemon's lock on the data directory, so two daemons
@@ -240,7 +276,7 @@ func (s *Server) Run(ctx context.Context) error {
 	runner.DataDir = s.cfg.DataDir
 	runner.Repos = ci.ServedRepos(s.cfg.DataDir)
 	runner.Logger = s.log.With("part", "ci")
-	runner.Env = append(slices.Clip(runner.Env), "STACK_REGISTRY="+s.RegistryAddr(), "STACK_DATA="+s.cfg.DataDir)
+	runner.Env = append(slices.Clip(runner.Env), "STACK_REGISTRY="+s.RegistryAddr())
 	if runner.PATH == "" {
 		// Jobs run the same stack as the daemon (ci/drift calls it).
 		runner.PATH = filepath.Dir(s.executable()) + string(os.PathListSeparator) + os.Getenv("PATH")
