@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hashbang/stack/internal/ci"
+	"github.com/hashbang/stack/internal/cluster"
 	"github.com/hashbang/stack/internal/gitserve"
 	"github.com/hashbang/stack/internal/policy"
 	"github.com/hashbang/stack/internal/registry"
@@ -29,7 +32,10 @@ const (
 )
 
 func newServeCmd(g *globals) *cobra.Command {
-	var cfg serve.Config
+	var (
+		cfg   serve.Config
+		drift []string
+	)
 	var jobMemory string
 	var jobPids int
 	cmd := &cobra.Command{
@@ -84,6 +90,24 @@ It prints where each part listens and the SSH host key's fingerprint.`,
 			cfg.ConfigDir = filepath.Join(ws.Root, "config")
 			cfg.Commands = map[string]gitserve.CommandFunc{"status": release.StatusCommand(ws, cfg.DataDir)}
 			cfg.Environments = func(ctx context.Context) ([]*release.Status, error) { return release.Statuses(ctx, ws, cfg.DataDir) }
+			if len(drift) > 0 {
+				envs := make([]*cluster.Environment, 0, len(drift))
+				for _, name := range drift {
+					env, err := cluster.Load(ws, name)
+					if err != nil {
+						return fmt.Errorf("--drift: %w", err)
+					}
+					envs = append(envs, env)
+				}
+				log := cmd.ErrOrStderr()
+				cfg.Drift = func(ctx context.Context) error {
+					var errs []error
+					for _, env := range envs {
+						errs = append(errs, release.CheckDrift(ctx, ws, env, release.Options{Log: log}))
+					}
+					return errors.Join(errs...)
+				}
+			}
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			cfg.Out = stdout(cmd)
 			srv, err := serve.New(cfg)
@@ -96,6 +120,8 @@ It prints where each part listens and the SSH host key's fingerprint.`,
 	cmd.Flags().StringVar(&cfg.RegistryAddr, "registry-addr", registry.DefaultAddr, "address the registry listens on")
 	cmd.Flags().StringVar(&cfg.Htpasswd, "htpasswd", "", "bcrypt htpasswd file: the registry asks for credentials (required off loopback)")
 	cmd.Flags().StringVar(&cfg.SSHAddr, "ssh-addr", gitserve.DefaultAddr, "address the SSH git server listens on")
+	cmd.Flags().StringSliceVar(&drift, "drift", nil, "environments whose drift the daemon records in their state repos, every --drift-every")
+	cmd.Flags().DurationVar(&cfg.DriftEvery, "drift-every", 15*time.Minute, "how often to record drift (--drift)")
 	cmd.Flags().StringVar(&cfg.WebAddr, "web-addr", serve.DefaultWebAddr, `address of the read-only web page (environments, CI jobs, push verdicts), or "off"`)
 	cmd.Flags().IntVar(&cfg.CI.Concurrency, "jobs", 1, fmt.Sprintf("CI jobs run at once (1 to %d)", maxJobs))
 	cmd.Flags().StringVar(&jobMemory, "job-memory", "2GiB", "memory each CI job may use (KiB, MiB, GiB); enforced when serve runs as root")

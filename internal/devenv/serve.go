@@ -30,7 +30,7 @@ func (e *Env) startServe(ctx context.Context) error {
 	if err != nil {
 		return step.Done(err)
 	}
-	args := []string{e.Exe, "--repo", e.WS.Root, "--cache", e.WS.Cache, "--data", data, "serve", "--registry-addr", e.RegistryAddr}
+	args := []string{e.Exe, "--repo", e.WS.Root, "--cache", e.WS.Cache, "--data", data, "serve", "--registry-addr", e.RegistryAddr, "--drift", e.Env.Name}
 	proc, err := e.Node.StartService(serveService, args, serveEnv())
 	if err != nil {
 		return step.Done(fmt.Errorf("start stack serve: %w", err))

@@ -422,6 +422,12 @@ func TestServices(t *testing.T) {
 	me, _ := startTime(os.Getpid())
 	st.Supervisor = &Proc{Component: "supervisor", PID: os.Getpid(), Start: me}
 	n.writeState(st)
+	for i := 0; i < 200; i++ { // its first line written before the kill
+		if log, _ := os.ReadFile(n.LogPath("serve")); strings.Contains(string(log), "serving 1") {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	syscall.Kill(p.PID, syscall.SIGKILL)
 	for p.Alive() {
 		time.Sleep(10 * time.Millisecond)
@@ -443,6 +449,12 @@ func TestServices(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("status does not show the running service: %+v", status)
+	}
+	for i := 0; i < 200; i++ {
+		if log, _ := os.ReadFile(n.LogPath("serve")); strings.Count(string(log), "serving 1") == 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if log, _ := os.ReadFile(n.LogPath("serve")); strings.Count(string(log), "serving 1") != 2 {
 		t.Errorf("log:\n%s", log)

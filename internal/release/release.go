@@ -112,6 +112,17 @@ func Apply(ctx context.Context, ws *workspace.Workspace, env *cluster.Environmen
 	return d.Deploy(ctx, r, opts)
 }
 
+// CheckDrift connects to env's cluster and commits what changed behind
+// stack's back since the last deploy to its state repo, as `stack diff
+// --record` does: what stack serve's drift timer runs.
+func CheckDrift(ctx context.Context, ws *workspace.Workspace, env *cluster.Environment, o Options) error {
+	d, err := Open(ctx, ws, env, o)
+	if err != nil {
+		return err
+	}
+	return recordDrift(ctx, d, o.Log)
+}
+
 // recordDrift commits what changed behind stack's back since the last
 // deploy to the state repo, as `stack diff --record` does, saying so.
 func recordDrift(ctx context.Context, d *deploy.Deployer, log io.Writer) error {

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,5 +98,29 @@ func TestServeCommands(t *testing.T) {
 	}
 	if out, code = d.sshRun("dev", "status", "nope"); code != 1 || !strings.Contains(out, `no environment "nope"`) {
 		t.Errorf("status of an unknown environment (exit %d):\n%s", code, out)
+	}
+}
+
+// TestDriftTimer: the daemon runs its drift check on its timer, in
+// process, until it stops.
+func TestDriftTimer(t *testing.T) {
+	d := newDaemon(t)
+	var calls atomic.Int32
+	srv, err := New(Config{
+		DataDir: d.data, ConfigDir: filepath.Join(d.repo, "config"),
+		RegistryAddr: d.regAddr, SSHAddr: d.sshAddr, WebAddr: "off",
+		Drift:      func(context.Context) error { calls.Add(1); return nil },
+		DriftEvery: 50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n < 5 {
+		t.Errorf("the drift check ran %d times in 2s at a 50ms interval", n)
 	}
 }

@@ -57,6 +57,13 @@ type Config struct {
 	// Environments, when set, gives the environments' status for the
 	// web page.
 	Environments func(context.Context) ([]*release.Status, error)
+	// Drift, when set, is run every DriftEvery (default 15 minutes), first
+	// a minute after start: it records the drift of the environments the
+	// daemon watches in their state repos. It runs in the daemon, not as
+	// a CI job: jobs are sandboxed and reach neither state repos nor
+	// clusters.
+	Drift      func(context.Context) error
+	DriftEvery time.Duration
 	// Commands are read-only commands the git server offers besides its
 	// own (repo list, ci list, ci logs): what the caller composes in, such
 	// as `status ENV`.
@@ -283,7 +290,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	start := func(f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -298,6 +305,9 @@ func (s *Server) Run(ctx context.Context) error {
 	start(func(ctx context.Context) error { return s.reg.Serve(ctx, s.regL) })
 	start(func(ctx context.Context) error { return s.git.Serve(ctx, s.gitL) })
 	start(runner.Run)
+	if s.cfg.Drift != nil {
+		start(s.driftTimer)
+	}
 	if s.webL != nil {
 		w := &web{data: s.cfg.DataDir, envs: s.cfg.Environments, log: s.log.With("part", "web")}
 		start(func(ctx context.Context) error { return serveWeb(ctx, s.webL, w) })
@@ -325,6 +335,30 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("stack serve stopped")
 	return first
+}
+
+// driftTimer runs cfg.Drift until ctx ends; a failed check is logged and
+// tried again at the next tick.
+func (s *Server) driftTimer(ctx context.Context) error {
+	every := s.cfg.DriftEvery
+	if every <= 0 {
+		every = 15 * time.Minute
+	}
+	wait := min(time.Minute, every)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = every
+		start := time.Now()
+		if err := s.cfg.Drift(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("drift check failed", "part", "drift", "err", err)
+		} else {
+			s.log.Info("drift checked", "part", "drift", "duration", time.Since(start).Round(time.Millisecond))
+		}
+	}
 }
 
 func (s *Server) registryAuth() string {
