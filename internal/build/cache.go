@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +18,14 @@ import (
 	"github.com/hashbang/stack/internal/source"
 	"github.com/hashbang/stack/internal/ui"
 	"github.com/hashbang/stack/internal/workspace"
+)
+
+// SelfPackage is the stack command's own main package, and VersionSymbol
+// the variable of internal/version its builds carry their source tree's
+// hash in.
+const (
+	SelfPackage   = "./cmd/stack"
+	VersionSymbol = "github.com/hashbang/stack/internal/version.sourceTree"
 )
 
 // cacheVersion changes when the way binaries are built changes, so that
@@ -94,6 +103,9 @@ func (c *Cache) Binary(ctx context.Context, b Binary) (string, error) {
 			}
 		}
 		inputs = "repo " + c.repoHash
+		if b.Package == SelfPackage {
+			inputs += " stamped" // with VersionSymbol
+		}
 	} else {
 		lock, err := source.ReadLock(c.ws.Locks(), b.Source)
 		if err != nil {
@@ -120,6 +132,13 @@ func (c *Cache) Binary(ctx context.Context, b Binary) (string, error) {
 	}
 	step := c.progress.Start("build %s", b.Package)
 	spec := Spec{Dir: dir, Package: b.Package, Output: out, LDFlags: b.LDFlags, Tags: b.Tags}
+	if b.Source == "" && b.Package == SelfPackage {
+		// stack itself says which source tree it is (stack version); the
+		// tree hash is already part of its key. Only stack: the flag is
+		// recorded in a binary's build information, and a program whose
+		// bytes changed with every commit would change its image's digest.
+		spec.LDFlags = append(slices.Clip(spec.LDFlags), "-X", VersionSymbol+"="+c.repoHash)
+	}
 	if b.Main != "" {
 		shim := filepath.Join(dir, "stackmain", key[:16])
 		if err := os.MkdirAll(shim, 0o755); err != nil {

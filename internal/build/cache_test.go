@@ -100,3 +100,27 @@ func TestCacheSourceWithMain(t *testing.T) {
 		t.Errorf("program printed %q, %v", out, err)
 	}
 }
+
+// TestSelfStamped builds stack itself as its image does (the pinned
+// toolchain, -trimpath, no VCS stamp) and checks that `stack version`
+// names the source tree it was built from: the tree hash its cache key
+// holds, reproducible, unlike a commit or a time.
+func TestSelfStamped(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles stack with the pinned toolchain")
+	}
+	ws, cfg := repoWorkspace(t)
+	c := NewCache(ws, source.NewPreparer(ws, cfg, nil), nil)
+	bin, err := c.Binary(context.Background(), Binary{Package: SelfPackage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := treeHash(ws.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "source tree  sha256:"+tree) {
+		t.Errorf("stack version of the built binary (tree %s): %v\n%s", tree, err, out)
+	}
+}

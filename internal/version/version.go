@@ -27,6 +27,13 @@ import (
 // Unknown stands for what the build information does not say.
 const Unknown = "unknown"
 
+// sourceTree is set by stack's own builder (internal/build, with -X) in
+// every program it builds from this repository: the hash of the Go source
+// tree it was built from, the same key its cache and images.lock follow.
+// It keeps the build reproducible (no commit, no time) and still says
+// which source a binary is: the stack image's binary reports it.
+var sourceTree string
+
 // Info is what a stack program is.
 type Info struct {
 	// Module is the main module's path.
@@ -45,6 +52,9 @@ type Info struct {
 	// GOOS/GOARCH.
 	Go       string `json:"go"`
 	Platform string `json:"platform"`
+	// SourceTree is the sha256 of the Go source tree the program was built
+	// from, when stack's builder made it (the stack image); see sourceTree.
+	SourceTree string `json:"source_tree,omitempty"`
 	// Repository is the repository the program runs in, if any.
 	Repository *Repository `json:"repository,omitempty"`
 }
@@ -76,6 +86,9 @@ func Read() Info {
 // without module support) tells nothing but the fields' Unknown.
 func FromBuildInfo(bi *debug.BuildInfo) Info {
 	info := Info{Module: Unknown, Version: Unknown, Commit: Unknown, Go: Unknown, Platform: Unknown}
+	if sourceTree != "" {
+		info.SourceTree = "sha256:" + sourceTree
+	}
 	if bi == nil {
 		return info
 	}
@@ -156,6 +169,9 @@ func (i Info) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "commit\t%s\n", i.Describe())
 	if i.CommitTime != "" {
 		fmt.Fprintf(tw, "commit time\t%s\n", i.CommitTime)
+	}
+	if i.SourceTree != "" {
+		fmt.Fprintf(tw, "source tree\t%s (the Go sources stack's builder built it from)\n", i.SourceTree)
 	}
 	fmt.Fprintf(tw, "go\t%s %s\n", i.Go, i.Platform)
 	if r := i.Repository; r != nil {
