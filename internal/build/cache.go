@@ -132,13 +132,7 @@ func (c *Cache) Binary(ctx context.Context, b Binary) (string, error) {
 	}
 	step := c.progress.Start("build %s", b.Package)
 	spec := Spec{Dir: dir, Package: b.Package, Output: out, LDFlags: b.LDFlags, Tags: b.Tags}
-	if b.Source == "" && b.Package == SelfPackage {
-		// stack itself says which source tree it is (stack version); the
-		// tree hash is already part of its key. Only stack: the flag is
-		// recorded in a binary's build information, and a program whose
-		// bytes changed with every commit would change its image's digest.
-		spec.LDFlags = append(slices.Clip(spec.LDFlags), "-X", VersionSymbol+"="+c.repoHash)
-	}
+	c.stamp(b, &spec)
 	if b.Main != "" {
 		shim := filepath.Join(dir, "stackmain", key[:16])
 		if err := os.MkdirAll(shim, 0o755); err != nil {
@@ -154,6 +148,16 @@ func (c *Cache) Binary(ctx context.Context, b Binary) (string, error) {
 		return "", err
 	}
 	return out, nil
+}
+
+// stamp makes stack itself say which source tree it is (stack version);
+// the tree hash is already part of its key. Only stack: the flag is
+// recorded in a binary's build information, and a program whose bytes
+// changed with every commit would change its image's digest with it.
+func (c *Cache) stamp(b Binary, spec *Spec) {
+	if b.Source == "" && b.Package == SelfPackage {
+		spec.LDFlags = append(slices.Clip(spec.LDFlags), "-X", VersionSymbol+"="+c.repoHash)
+	}
 }
 
 func (c *Cache) goCache() string {

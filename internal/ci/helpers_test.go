@@ -177,6 +177,13 @@ func jobLog(t *testing.T, data, id string) string {
 	return string(b)
 }
 
+// logSoFar is a job's log as far as it is written, "" before it exists:
+// for conditions polled while the job starts.
+func logSoFar(data, id string) string {
+	b, _ := os.ReadFile(filepath.Join(data, "ci", "jobs", id, "log"))
+	return string(b)
+}
+
 // alive reports whether pid is a live (not zombie) process.
 func alive(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

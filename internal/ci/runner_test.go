@@ -334,7 +334,7 @@ func TestRunnerRestart(t *testing.T) {
 	// The child runs one job at a time: slow first, then it is killed
 	// before quick can start.
 	j := waitJob(t, data, slow.ID, 30*time.Second, func(j *Job) bool {
-		return j.State == Running && j.PID != 0 && strings.Contains(jobLog(t, data, j.ID), "started\n")
+		return j.State == Running && j.PID != 0 && strings.Contains(logSoFar(data, j.ID), "started\n")
 	})
 	if j.RunnerPID != child.Process.Pid {
 		t.Fatalf("job run by %d, want the child runner %d", j.RunnerPID, child.Process.Pid)
@@ -406,7 +406,7 @@ func TestRunnerShutdownInterruptsAndSecondRunnerRefused(t *testing.T) {
 	jobs := g.push(data, "refs/heads/main", c)
 	stop := startRunner(t, &Runner{DataDir: data})
 	j := waitJob(t, data, jobs[0].ID, 30*time.Second, func(j *Job) bool {
-		return j.State == Running && strings.Contains(jobLog(t, data, j.ID), "started")
+		return j.State == Running && strings.Contains(logSoFar(data, j.ID), "started")
 	})
 	err := (&Runner{DataDir: data, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).Run(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "another CI runner is using") {
