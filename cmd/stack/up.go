@@ -8,7 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hashbang/stack/internal/cluster"
 	"github.com/hashbang/stack/internal/devenv"
+	"github.com/hashbang/stack/internal/release"
 	"github.com/hashbang/stack/internal/ui"
 )
 
@@ -117,36 +119,63 @@ func newStatusCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:               "status [ENV]",
 		ValidArgsFunction: completeEnvs(g, 1),
-		Short:             "Show each component of the local environment's node: running, unhealthy or stopped",
-		Args:              cobra.MaximumNArgs(1),
+		Short:             "Show an environment: its deploys from the state repo, and a local node's components",
+		Long: `status shows what the cluster's state repo says of ENV (default development):
+the deployed commit, who deployed it and when, its images, the last
+infrastructure change and the recent history (deploys, drift, infra). For a
+local environment it first lists each component of its node: running,
+unhealthy (why) or stopped, with PID, memory and log.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, ws, err := g.open()
+			format, ws, env, err := g.environment(envArg(args))
 			if err != nil {
 				return err
 			}
-			e, err := devenv.Open(ws, envArg(args), nil)
+			data, err := ws.DataDir()
 			if err != nil {
 				return err
 			}
-			st, err := e.Node.Status(cmd.Context())
+			state, err := release.ReadStatus(cmd.Context(), data, env)
 			if err != nil {
 				return err
+			}
+			var comps any // the node's components, for a local environment
+			var rows [][]string
+			if env.Backend == cluster.Local {
+				e, err := devenv.Open(ws, env.Name, nil)
+				if err != nil {
+					return err
+				}
+				st, err := e.Node.Status(cmd.Context())
+				if err != nil {
+					return err
+				}
+				comps = st
+				for _, s := range st {
+					pid, mem := "-", "-"
+					if s.PID > 0 {
+						pid = fmt.Sprint(s.PID)
+					}
+					if s.RSS > 0 {
+						mem = ui.Size(s.RSS)
+					}
+					rows = append(rows, []string{s.Component, s.State, pid, mem, s.Log})
+				}
 			}
 			if format.Data() {
-				return ui.Write(stdout(cmd), format, st)
+				return ui.Write(stdout(cmd), format, struct {
+					*release.Status
+					Node any `json:"node,omitempty"`
+				}{state, comps})
 			}
-			var rows [][]string
-			for _, s := range st {
-				pid, mem := "-", "-"
-				if s.PID > 0 {
-					pid = fmt.Sprint(s.PID)
+			if comps != nil {
+				if err := ui.Table(stdout(cmd), []string{"COMPONENT", "STATE", "PID", "RSS", "LOG"}, rows); err != nil {
+					return err
 				}
-				if s.RSS > 0 {
-					mem = ui.Size(s.RSS)
-				}
-				rows = append(rows, []string{s.Component, s.State, pid, mem, s.Log})
+				fmt.Fprintln(stdout(cmd))
 			}
-			return ui.Table(stdout(cmd), []string{"COMPONENT", "STATE", "PID", "RSS", "LOG"}, rows)
+			state.Write(stdout(cmd))
+			return nil
 		},
 	}
 }

@@ -24,6 +24,8 @@ func TestUpCommandsWithoutCluster(t *testing.T) {
 		{"unknown environment", []string{"status", "nowhere"}, "", "nowhere"},
 		{"down of nothing", []string{"down"}, "", ""},
 		{"status of nothing", []string{"status"}, "kube-apiserver           stopped", ""},
+		{"status of nothing, its state", []string{"status"}, "environment development (cluster development)\n  nothing deployed yet", ""},
+		{"status of a remote environment", []string{"status", "staging"}, "environment staging (cluster staging)\n  nothing deployed yet", ""},
 		{"too many arguments", []string{"up", "a", "b"}, "", "accepts at most 1 arg"},
 	}
 	for _, tc := range tests {
@@ -51,8 +53,11 @@ func TestUpCommandsWithoutCluster(t *testing.T) {
 	}
 
 	out, _, err = run(t, append(base, "status", "-o", "json")...)
-	var st []map[string]any
-	if err != nil || json.Unmarshal([]byte(out), &st) != nil || len(st) != 7 {
+	var st struct {
+		Environment string
+		Node        []map[string]any
+	}
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil || len(st.Node) != 7 || st.Environment != "development" {
 		t.Errorf("status -o json: %v %s", err, out)
 	}
 }
