@@ -25,8 +25,9 @@ type Provider interface {
 	Config(ctx context.Context) (*rest.Config, error)
 }
 
-// Access overrides how a cluster is reached: what --kubeconfig, --context
-// and $KUBECONFIG say.
+// Access overrides how a cluster is reached: what --kubeconfig and
+// --context say. $KUBECONFIG is not taken implicitly: set for another
+// cluster, it would send a deploy there.
 type Access struct {
 	// Kubeconfig is a kubeconfig file that replaces the backend's.
 	Kubeconfig string
