@@ -36,7 +36,8 @@ func Logs(ctx context.Context, dataDir, id string, w io.Writer, follow bool, pol
 			f.Close()
 		}
 	}()
-	copyNew := func() error {
+	var copyNew func() error
+	copyNew = func() error {
 		if f == nil {
 			f, err = os.Open(s.logFile(j.ID))
 			if errors.Is(err, fs.ErrNotExist) {
@@ -47,8 +48,19 @@ func Logs(ctx context.Context, dataDir, id string, w io.Writer, follow bool, pol
 				return err
 			}
 		}
-		_, err := io.Copy(w, f)
-		return err
+		if _, err := io.Copy(w, f); err != nil {
+			return err
+		}
+		// Rotated (MaxLogPart): what was copied is the old part, to its
+		// end; the new part is read from its start next time.
+		if cur, err := os.Stat(s.logFile(j.ID)); err == nil {
+			if open, err := f.Stat(); err == nil && !os.SameFile(cur, open) {
+				f.Close()
+				f = nil
+				return copyNew()
+			}
+		}
+		return nil
 	}
 	for {
 		// Read the state before the log: a job writes its last log line

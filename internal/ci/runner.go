@@ -58,6 +58,9 @@ type Runner struct {
 	TimerTick time.Duration
 	// KillGrace is the time between SIGTERM and SIGKILL; 0 means 5s.
 	KillGrace time.Duration
+	// MaxLog bounds each part of a job's log (see MaxLogPart, the
+	// default).
+	MaxLog int64
 	// MemoryLimit is how many bytes of memory a job's processes may use
 	// together; 0 means DefaultMemoryLimit. PidsLimit is how many processes
 	// and threads a job may have at once; 0 means DefaultPidsLimit. Both are
@@ -90,6 +93,9 @@ func (r *Runner) defaults() {
 	}
 	if r.TimerTick <= 0 {
 		r.TimerTick = time.Second
+	}
+	if r.MaxLog <= 0 {
+		r.MaxLog = MaxLogPart
 	}
 	if r.KillGrace <= 0 {
 		r.KillGrace = 5 * time.Second
@@ -325,7 +331,7 @@ func (r *Runner) execute(ctx context.Context, s *store, j *Job) {
 	log := r.Logger.With("job", j.ID, "pipeline", j.Pipeline, "repo", j.Repo, "ref", j.Ref)
 	log.Info("ci: job started", "commit", j.Commit, "trigger", j.Trigger)
 	var out outcome
-	lf, err := os.OpenFile(s.logFile(j.ID), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	lf, err := openCappedLog(s.logFile(j.ID), r.MaxLog)
 	if err != nil {
 		out = outcome{state: Failed, why: fmt.Sprintf("open log: %v", err)}
 	} else {
@@ -359,7 +365,7 @@ func (r *Runner) execute(ctx context.Context, s *store, j *Job) {
 }
 
 // runJob checks out the commit and runs the script.
-func (r *Runner) runJob(ctx context.Context, s *store, j *Job, lf *os.File) outcome {
+func (r *Runner) runJob(ctx context.Context, s *store, j *Job, lf *cappedLog) outcome {
 	work := s.path("work", j.ID)
 	src, tmp, home := filepath.Join(work, "src"), filepath.Join(work, "tmp"), filepath.Join(work, "home")
 	defer os.RemoveAll(work)
@@ -398,8 +404,13 @@ func (r *Runner) runJob(ctx context.Context, s *store, j *Job, lf *os.File) outc
 	}
 	token, sum := newToken()
 	j.TokenSHA256 = sum
-	p, err := r.sb.start(j, work, script, src, r.env(j, tmp, home, token), lf)
+	out, flush, err := pipeTo(lf, 5*time.Second)
 	if err != nil {
+		return outcome{state: Failed, why: fmt.Sprintf("log pipe: %v", err)}
+	}
+	p, err := r.sb.start(j, work, script, src, r.env(j, tmp, home, token), out)
+	if err != nil {
+		flush()
 		return outcome{state: Failed, why: err.Error()}
 	}
 	j.PID = p.pid
@@ -424,8 +435,10 @@ func (r *Runner) runJob(ctx context.Context, s *store, j *Job, lf *os.File) outc
 			end = <-done
 		}
 	}
-	// Whatever the script left behind goes with it.
+	// Whatever the script left behind goes with it, and then all it
+	// wrote is in the log.
 	p.cleanup()
+	flush()
 	switch {
 	case stop != "":
 		return outcome{state: stop, why: why}
