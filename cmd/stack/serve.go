@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,8 +34,9 @@ const (
 
 func newServeCmd(g *globals) *cobra.Command {
 	var (
-		cfg   serve.Config
-		drift []string
+		cfg        serve.Config
+		drift      []string
+		accessFrom string
 	)
 	var jobMemory string
 	var jobPids int
@@ -88,6 +90,13 @@ It prints where each part listens and the SSH host key's fingerprint.`,
 				return err
 			}
 			cfg.ConfigDir = filepath.Join(ws.Root, "config")
+			if accessFrom != "off" {
+				repo, ref, ok := strings.Cut(accessFrom, ":")
+				if !ok || gitserve.ValidName(repo) != nil || !strings.HasPrefix(ref, "refs/") {
+					return fmt.Errorf("--access-from %q: give REPO:REF, like stack:refs/heads/production, or off", accessFrom)
+				}
+				cfg.AccessFrom = &gitserve.ConfigRef{Repo: repo, Ref: ref}
+			}
 			cfg.Commands = map[string]gitserve.CommandFunc{"status": release.StatusCommand(ws, cfg.DataDir)}
 			cfg.Environments = func(ctx context.Context) ([]*release.Status, error) { return release.Statuses(ctx, ws, cfg.DataDir) }
 			if len(drift) > 0 {
@@ -120,6 +129,7 @@ It prints where each part listens and the SSH host key's fingerprint.`,
 	cmd.Flags().StringVar(&cfg.RegistryAddr, "registry-addr", registry.DefaultAddr, "address the registry listens on")
 	cmd.Flags().StringVar(&cfg.Htpasswd, "htpasswd", "", "bcrypt htpasswd file: the registry asks for credentials (required off loopback)")
 	cmd.Flags().StringVar(&cfg.SSHAddr, "ssh-addr", gitserve.DefaultAddr, "address the SSH git server listens on")
+	cmd.Flags().StringVar(&accessFrom, "access-from", "stack:refs/heads/production", "read admins, developers and git.yaml from config/ at this ref of a served repository once it exists (only signed pushes move it), not from --repo's work tree; off: always the work tree")
 	cmd.Flags().StringSliceVar(&drift, "drift", nil, "environments whose drift the daemon records in their state repos, every --drift-every")
 	cmd.Flags().DurationVar(&cfg.DriftEvery, "drift-every", 15*time.Minute, "how often to record drift (--drift)")
 	cmd.Flags().StringVar(&cfg.WebAddr, "web-addr", serve.DefaultWebAddr, `address of the read-only web page (environments, CI jobs, push verdicts), or "off"`)

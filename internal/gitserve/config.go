@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -101,6 +102,12 @@ func parsePolicy(dir string, files policyFiles) (*Policy, error) {
 type policySource struct {
 	dir string
 	log *slog.Logger
+	// from, when set, is where the files are read instead of dir, once
+	// it exists: config/ at a ref of a served repository.
+	from *ConfigRef
+	// at is the commit of from the files were last read at; where is
+	// where the policy in force was read.
+	at, where string
 
 	mu    sync.Mutex
 	files policyFiles
@@ -108,24 +115,80 @@ type policySource struct {
 	bad   policyFiles // last contents that failed, logged once
 }
 
-func newPolicySource(dir string, log *slog.Logger) (*policySource, error) {
-	files, err := readPolicyFiles(dir)
+func newPolicySource(dir string, from *ConfigRef, log *slog.Logger) (*policySource, error) {
+	s := &policySource{dir: dir, from: from, log: log}
+	where, files, err := s.read()
 	if err != nil {
 		return nil, err
 	}
-	p, err := parsePolicy(dir, files)
+	p, err := parsePolicy(where, files)
 	if err != nil {
 		return nil, err
 	}
-	return &policySource{dir: dir, log: log, files: files, cur: p}, nil
+	s.files, s.cur, s.where = files, p, where
+	log.Info("access configuration", "from", where)
+	return s, nil
+}
+
+// ConfigRef names the config/ directory at a ref of a served repository:
+// the access configuration only signed pushes change, which a checkout of
+// the stack repository's work tree cannot widen.
+type ConfigRef struct {
+	DataDir, Repo, Ref string
+	git                string
+}
+
+func (c *ConfigRef) String() string { return c.Repo + "@" + strings.TrimPrefix(c.Ref, "refs/heads/") + ":config" }
+
+// read returns the files and where they were read: config/ at the ref
+// when it exists, else the directory (until the first push creates it).
+func (s *policySource) read() (string, policyFiles, error) {
+	if s.from != nil {
+		if path, err := Resolve(s.from.DataDir, s.from.Repo); err == nil {
+			out, err := gitCmd(s.from.git, s.from.DataDir, "--git-dir", path, "rev-parse", "--verify", "-q", s.from.Ref+"^{commit}").Output()
+			if commit := strings.TrimSpace(string(out)); err == nil && commit != "" {
+				if commit == s.at && s.files != nil {
+					return s.from.String(), s.files, nil
+				}
+				files, err := readRefFiles(s.from, path, commit)
+				if err == nil {
+					s.at = commit
+				}
+				return s.from.String(), files, err
+			}
+		}
+		if s.at != "" {
+			// The ref was there and is gone: fail closed, as when a file
+			// disappears.
+			return s.from.String(), nil, fmt.Errorf("%s no longer exists", s.from)
+		}
+	}
+	files, err := readPolicyFiles(s.dir)
+	return s.dir, files, err
+}
+
+// readRefFiles reads the config files at commit of the repository at path.
+func readRefFiles(c *ConfigRef, path, commit string) (policyFiles, error) {
+	var files policyFiles
+	for _, name := range append(slices.Clone(Groups), AccessFile) {
+		cmd := gitCmd(c.git, c.DataDir, "--git-dir", path, "cat-file", "blob", commit+":config/"+name)
+		data, err := cmd.Output()
+		if err != nil {
+			// Missing at that commit (cat-file says so on stderr).
+			files = append(files, nil)
+			continue
+		}
+		files = append(files, data)
+	}
+	return files, nil
 }
 
 func (s *policySource) current() *Policy {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	files, err := readPolicyFiles(s.dir)
+	where, files, err := s.read()
 	if err != nil {
-		s.log.Warn("config unreadable; keeping the last good one", "dir", s.dir, "err", err)
+		s.log.Warn("config unreadable; keeping the last good one", "from", where, "err", err)
 		return s.cur
 	}
 	if files.equal(s.files) || files.equal(s.bad) {
@@ -135,19 +198,20 @@ func (s *policySource) current() *Policy {
 	// the permissive default) keeps the last good policy, as an invalid
 	// one does.
 	for i, name := range append(slices.Clone(Groups), AccessFile) {
-		if s.files[i] != nil && files[i] == nil {
+		// (Moving from the work tree to the ref is not disappearing.)
+		if where == s.where && s.files[i] != nil && files[i] == nil {
 			s.bad = files
-			s.log.Error("config file disappeared; keeping the last good config: restore it", "file", filepath.Join(s.dir, name))
+			s.log.Error("config file disappeared; keeping the last good config: restore it", "file", filepath.Join(where, name))
 			return s.cur
 		}
 	}
-	p, err := parsePolicy(s.dir, files)
+	p, err := parsePolicy(where, files)
 	if err != nil {
 		s.bad = files
 		s.log.Error("config changed but is invalid; keeping the last good one", "err", err)
 		return s.cur
 	}
-	s.files, s.cur, s.bad = files, p, nil
-	s.log.Info("config reloaded", "dir", s.dir, "keys", p.Keys())
+	s.files, s.cur, s.bad, s.where = files, p, nil, where
+	s.log.Info("config reloaded", "from", where, "keys", p.Keys())
 	return p
 }

@@ -35,7 +35,7 @@ func TestPolicyFailsClosed(t *testing.T) {
 	strict := "repos:\n  \"*\": {read: [\"@admins\"], write: [\"@admins\"]}\n"
 	write(AccessFile, strict)
 	var logs strings.Builder
-	s, err := newPolicySource(dir, slog.New(slog.NewTextHandler(&logs, nil)))
+	s, err := newPolicySource(dir, nil, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,5 +57,38 @@ func TestPolicyFailsClosed(t *testing.T) {
 	write(AccessFile, "repos:\n  \"*\": {read: [\"@developers\", \"@admins\"], write: [\"@admins\"]}\n")
 	if !s.current().Access.Allowed(dev, "stack", false) {
 		t.Error("a restored, valid git.yaml was not picked up")
+	}
+}
+
+// TestConfigFromRef: with ConfigFrom, the work tree's config/ serves only
+// until the ref exists; from then on who may log in and what they may do
+// is config/ at that ref, which a checkout or an edit of the work tree
+// cannot widen.
+func TestConfigFromRef(t *testing.T) {
+	ts := startServerWith(t, "", func(c *Config) {
+		c.ConfigFrom = &ConfigRef{Repo: "stack", Ref: "refs/heads/production"}
+	})
+	if _, code := ts.ssh(devKey, nil, "git-upload-pack", "/stack.git"); code == 255 {
+		t.Fatal("before the ref exists the work tree's config must serve: the developer was refused")
+	}
+	// Production's config/: the admin only.
+	work := filepath.Join(ts.dir, "work")
+	ts.git(adminKey, ts.dir, "clone", "-q", ts.url("stack"), work)
+	os.MkdirAll(filepath.Join(work, "config"), 0o755)
+	writeFile(t, filepath.Join(work, "config", "admins"), "admin@example.org "+pubKey(t, adminKey)+"\n")
+	ts.git(adminKey, work, "add", "config")
+	ts.git(adminKey, work, "commit", "-q", "-m", "only the admin")
+	ts.git(adminKey, work, "push", "-q", "origin", "HEAD:refs/heads/production")
+
+	if out, code := ts.ssh(devKey, nil, "git-upload-pack", "/stack.git"); code != 255 {
+		t.Errorf("the developer, absent from production's config, still logs in (%d): %s", code, out)
+	}
+	// Widening the work tree changes nothing.
+	writeFile(t, filepath.Join(ts.config, "developers"), "dev@example.org "+pubKey(t, devKey)+"\nstranger@example.org "+pubKey(t, strangerKey)+"\n")
+	if out, code := ts.ssh(strangerKey, nil, "git-upload-pack", "/stack.git"); code != 255 {
+		t.Errorf("a key added to the work tree logs in (%d): %s", code, out)
+	}
+	if !strings.Contains(ts.log.String(), "stack@production:config") {
+		t.Errorf("the log does not say where the config comes from:\n%s", ts.log.String())
 	}
 }

@@ -177,6 +177,12 @@ type testServer struct {
 
 func startServer(t testing.TB, gitYAML string) *testServer {
 	t.Helper()
+	return startServerWith(t, gitYAML, nil)
+}
+
+// startServerWith is startServer with edit applied to the server's Config.
+func startServerWith(t testing.TB, gitYAML string, edit func(*Config)) *testServer {
+	t.Helper()
 	keys := testKeys(t)
 	_ = keys
 	dir := t.TempDir()
@@ -194,12 +200,16 @@ func startServer(t testing.TB, gitYAML string) *testServer {
 	if _, err := Create(ts.data, "stack"); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{
+	cfg := Config{
 		DataDir:         ts.data,
 		ConfigDir:       ts.config,
 		Logger:          slog.New(slog.NewTextHandler(ts.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		ShutdownTimeout: 2 * time.Second,
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

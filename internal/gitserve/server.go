@@ -38,6 +38,11 @@ type Config struct {
 	// ShutdownTimeout is how long running git commands may take to finish
 	// once the server stops before they are killed; 10s if zero.
 	ShutdownTimeout time.Duration
+	// ConfigFrom, when set, is where admins, developers and git.yaml are
+	// read once it exists: config/ at a ref of a served repository
+	// ("stack", "refs/heads/production"), which only pushes that passed the
+	// signature policy move. ConfigDir serves until then.
+	ConfigFrom *ConfigRef
 	// Commands are read-only commands offered beside git's, by their first
 	// word (`ssh git@HOST ci list`): what the daemon composing this server
 	// shows of itself. Each decides what the caller may see with
@@ -137,7 +142,12 @@ func New(cfg Config) (*Server, error) {
 	if s.hostKey, err = LoadHostKey(HostKeyPath(cfg.DataDir)); err != nil {
 		return nil, err
 	}
-	if s.policy, err = newPolicySource(cfg.ConfigDir, s.log); err != nil {
+	if cfg.ConfigFrom != nil {
+		from := *cfg.ConfigFrom
+		from.DataDir, from.git = cfg.DataDir, s.git
+		cfg.ConfigFrom = &from
+	}
+	if s.policy, err = newPolicySource(cfg.ConfigDir, cfg.ConfigFrom, s.log); err != nil {
 		return nil, err
 	}
 	if n := s.policy.current().Keys(); n == 0 {

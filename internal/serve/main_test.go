@@ -70,8 +70,9 @@ type daemon struct {
 	regAddr string
 	sshAddr string
 	webAddr string
-	// wrap, if set, is put before the stack command line (unshare ...).
-	wrap []string
+	// wrap, if set, is put before the stack command line (unshare ...);
+	// args are added to stack serve's.
+	wrap, args []string
 
 	cmd  *exec.Cmd
 	out  *syncBuffer
@@ -151,6 +152,7 @@ func (d *daemon) start() {
 	d.t.Helper()
 	args := append(append([]string{}, d.wrap...), stackBin, "serve", "-C", d.repo, "--data", d.data,
 		"--registry-addr", d.regAddr, "--ssh-addr", d.sshAddr, "--web-addr", d.webAddr)
+	args = append(args, d.args...)
 	d.cmd = exec.Command(args[0], args[1:]...)
 	d.cmd.Env = d.env("admin")
 	d.out = &syncBuffer{}

@@ -69,6 +69,9 @@ func (r *signedRepo) push(refspecs ...string) (string, bool) {
 func TestServePolicy(t *testing.T) {
 	d := newDaemon(t)
 	d.createRepo("stack")
+	// Logins stay those of the work tree's config/: production's lists
+	// only the test's signing keys (TestConfigFromRef tests the default).
+	d.args = []string{"--access-from", "off"}
 	d.start()
 	work := filepath.Join(d.dir, "work")
 	d.git(d.dir, "init", "-q", "-b", "main", work)

@@ -64,6 +64,9 @@ type Config struct {
 	// clusters.
 	Drift      func(context.Context) error
 	DriftEvery time.Duration
+	// AccessFrom, when set, is where the git server reads admins,
+	// developers and git.yaml once it exists (see gitserve.Config.ConfigFrom).
+	AccessFrom *gitserve.ConfigRef
 	// Commands are read-only commands the git server offers besides its
 	// own (repo list, ci list, ci logs): what the caller composes in, such
 	// as `status ENV`.
@@ -168,6 +171,7 @@ func New(cfg Config) (*Server, error) {
 		Executable:      cfg.Executable,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Commands:        s.commands(cfg.Commands),
+		ConfigFrom:      cfg.AccessFrom,
 	})
 	if err != nil {
 		return nil, err
