@@ -138,7 +138,9 @@ type ConfigRef struct {
 	git                string
 }
 
-func (c *ConfigRef) String() string { return c.Repo + "@" + strings.TrimPrefix(c.Ref, "refs/heads/") + ":config" }
+func (c *ConfigRef) String() string {
+	return c.Repo + "@" + strings.TrimPrefix(c.Ref, "refs/heads/") + ":config"
+}
 
 // read returns the files and where they were read: config/ at the ref
 // when it exists, else the directory (until the first push creates it).
