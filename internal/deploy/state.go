@@ -62,6 +62,9 @@ func OpenState(dir string) (*State, error) {
 	return &State{Dir: dir}, nil
 }
 
+// LockWait is how long Lock waits for another holder of the lock.
+var LockWait = 30 * time.Second
+
 // Lock takes the state repo's lock, so that one deploy or drift record
 // runs at a time per cluster on this machine; unlock releases it.
 func (s *State) Lock() (unlock func(), err error) {
@@ -69,9 +72,14 @@ func (s *State) Lock() (unlock func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("another deploy, drift check or infra apply holds the state repo %s: wait for it to finish", s.Dir)
+	// A drift check holds it for a second or so: wait a little for it.
+	deadline := time.Now().Add(LockWait)
+	for syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("another deploy, drift check or infra apply holds the state repo %s (waited %s): wait for it to finish", s.Dir, LockWait)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	return func() { f.Close() }, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestStateRepo writes commits to a state repo and reads them back, and
@@ -68,5 +69,28 @@ func TestStateRepo(t *testing.T) {
 		t.Errorf("lock after unlock: %v", err)
 	} else {
 		unlock2()
+	}
+}
+
+// TestStateLockWaits: a second holder waits for the lock (a drift check
+// holds it a second), and gives up with one line after LockWait.
+func TestStateLockWaits(t *testing.T) {
+	s := newState(t)
+	unlock, err := s.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { time.Sleep(300 * time.Millisecond); unlock() }()
+	start := time.Now()
+	unlock2, err := s.Lock()
+	if err != nil || time.Since(start) < 250*time.Millisecond {
+		t.Fatalf("second Lock: %v after %s, want it after the first's release", err, time.Since(start))
+	}
+	defer unlock2()
+	old := LockWait
+	LockWait = 200 * time.Millisecond
+	defer func() { LockWait = old }()
+	if _, err := s.Lock(); err == nil || !strings.Contains(err.Error(), "holds the state repo") || !strings.Contains(err.Error(), "waited 200ms") {
+		t.Errorf("Lock while held: %v", err)
 	}
 }
