@@ -13,10 +13,11 @@ GOFILES := $(shell git ls-files '*.go' 2>/dev/null)
 
 all: stack
 
-# stack is built from this checkout, statically, the way images build it.
+# stack is built from this checkout, statically, the way images build it, but
+# stamped with the commit it was built from (stack version), whatever GOFLAGS say.
 stack: $(STACK)
 $(STACK): $(GOFILES) go.mod go.sum
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(STACK) ./cmd/stack
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -o $(STACK) ./cmd/stack
 
 deps:
 	@scripts/deps
