@@ -132,7 +132,13 @@ func parseTarget(t []byte) (uint8, answer) {
 		}
 		t = t[i+3:]
 		j := bytes.IndexAny(t, "/?")
-		if j < 0 || t[j] == '?' {
+		if j < 0 {
+			j = len(t)
+		}
+		if !plainAuthority(t[:j]) {
+			return 0, failBadRequest
+		}
+		if j == len(t) || t[j] == '?' {
 			return targetOther, 0
 		}
 		t = t[j:]
@@ -150,6 +156,28 @@ func parseTarget(t []byte) (uint8, answer) {
 		return targetRoot, 0
 	}
 	return targetOther, 0
+}
+
+// plainAuthority tells whether a is a host name or IPv4 address with an
+// optional port: the authorities of absolute-form targets served here (no
+// user info, no IPv6 literal; a proxy sends those rarely, if ever, to a
+// health service).
+func plainAuthority(a []byte) bool {
+	host, port := a, []byte(nil)
+	if i := bytes.IndexByte(a, ':'); i >= 0 {
+		host, port = a[:i], a[i+1:]
+	}
+	for _, c := range host {
+		if !isAlpha(c) && !isDigit(c) && c != '-' && c != '.' && c != '_' && c != '~' {
+			return false
+		}
+	}
+	for _, c := range port {
+		if !isDigit(c) {
+			return false
+		}
+	}
+	return true
 }
 
 // field reads one header field, NAME ":" OWS VALUE OWS, and notes those
