@@ -24,7 +24,8 @@ type response struct {
 	body string
 }
 
-// The security fields every answer carries.
+// Fields the answers share; the first and last are the security fields
+// every answer carries.
 const (
 	cacheControl = "Cache-Control: no-store\r\n"
 	textPlain    = "Content-Type: text/plain; charset=utf-8\r\n"
