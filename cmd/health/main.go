@@ -1,7 +1,8 @@
-// Command health is the stack's health service: a small static HTTP server
-// that answers GET / (and HEAD /) with 200 "healthy\n" and every other path
-// with 404. It listens on :8080 unless -addr or $HEALTH_ADDR say otherwise,
-// and shuts down gracefully on SIGTERM or SIGINT.
+// Command health is the stack's health service: a small static HTTP/1.1
+// server that answers GET / (and HEAD /) with 200 "healthy\n", other
+// methods on / with 405 and every other path with 404. It listens on :8080
+// unless -addr or $HEALTH_ADDR say otherwise, logs nothing per request, and
+// shuts down gracefully on SIGTERM or SIGINT.
 package main
 
 import (
@@ -12,7 +13,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -52,15 +52,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	srv := newServer()
-	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	srv := newServer(log)
 	log.Info("listening", "addr", ln.Addr().String())
 	if ready != nil {
 		ready <- ln.Addr()
 	}
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.serve(ln) }()
 	select {
 	case err := <-errc:
 		return err
@@ -69,44 +68,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	if err := srv.shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: connections still open after 10s: %w", err)
 	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+	if err := <-errc; !errors.Is(err, errServerClosed) {
 		return err
 	}
 	return nil
-}
-
-func newServer() *http.Server {
-	return &http.Server{
-		Handler:           http.HandlerFunc(handle),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-	}
-}
-
-// handle answers the health check. Request bodies are never read.
-func handle(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	if r.URL.Path != "/" {
-		http.Error(w, "not found", http.StatusNotFound)
-		return
-	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		h.Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Content-Length", "8")
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodGet {
-		io.WriteString(w, "healthy\n")
-	}
 }

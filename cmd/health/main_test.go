@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -23,37 +22,6 @@ func TestMain(m *testing.M) {
 		return
 	}
 	os.Exit(m.Run())
-}
-
-func TestHandle(t *testing.T) {
-	tests := []struct {
-		method, target string
-		code           int
-		body           string
-	}{
-		{"GET", "/", 200, "healthy\n"},
-		{"HEAD", "/", 200, ""},
-		{"GET", "/?x=1", 200, "healthy\n"},
-		{"POST", "/", 405, "method not allowed\n"},
-		{"DELETE", "/", 405, "method not allowed\n"},
-		{"GET", "/healthz", 404, "not found\n"},
-		{"GET", "/../etc/passwd", 404, "not found\n"},
-		{"GET", "//", 404, "not found\n"},
-		{"PUT", "/x", 404, "not found\n"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.method+" "+tt.target, func(t *testing.T) {
-			r := httptest.NewRequest(tt.method, tt.target, nil)
-			w := httptest.NewRecorder()
-			handle(w, r)
-			if w.Code != tt.code || w.Body.String() != tt.body {
-				t.Errorf("got %d %q, want %d %q", w.Code, w.Body.String(), tt.code, tt.body)
-			}
-			if tt.code == 405 && w.Header().Get("Allow") != "GET, HEAD" {
-				t.Errorf("405 without Allow header")
-			}
-		})
-	}
 }
 
 // serve starts run on a loopback port and returns its address and a
@@ -242,33 +210,4 @@ func TestSIGTERM(t *testing.T) {
 	if !strings.Contains(out.String(), "shutting down") {
 		t.Errorf("no shutdown log:\n%s", out.String())
 	}
-}
-
-// FuzzHandle feeds arbitrary bytes to the server's request parser and
-// handler; nothing may panic, and only GET / or HEAD / may get a 200.
-func FuzzHandle(f *testing.F) {
-	for _, s := range []string{
-		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-		"HEAD / HTTP/1.0\r\n\r\n",
-		"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
-		"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n",
-		"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
-		"\x00",
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
-		if err != nil {
-			return
-		}
-		w := httptest.NewRecorder()
-		handle(w, r)
-		if w.Code == 200 && (r.URL.Path != "/" || (r.Method != "GET" && r.Method != "HEAD")) {
-			t.Errorf("%s %s answered 200", r.Method, r.URL)
-		}
-		if w.Code == 200 && r.Method == "GET" && w.Body.String() != "healthy\n" {
-			t.Errorf("GET / body %q", w.Body.String())
-		}
-	})
 }
