@@ -409,8 +409,8 @@ func FuzzRender(f *testing.F) {
 }
 
 // TestCompare shows how far this repository's environments are from
-// development: production by two fields and its replicas, the others by
-// the hostPort only; gitea runs in development alone (the seed's services
+// development: production by the hostPort, its no-surge rollout and its
+// replicas, the others by the hostPort and the rollout only; gitea runs in development alone (the seed's services
 // table lists it N/A elsewhere).
 func TestCompare(t *testing.T) {
 	tr := mustTree(t, writeTree(t, repoFiles(t)))
@@ -430,14 +430,15 @@ func TestCompare(t *testing.T) {
 		}
 	}
 	port := "Deployment.apps health/health spec.template.spec.containers[health].ports[http]."
+	strategy := "Deployment.apps health/health spec.strategy: map[rollingUpdate:map[maxSurge:0 maxUnavailable:1] type:R... → (none)"
 	want := map[string][]string{
-		"production": {"Deployment.apps health/health spec.replicas: 1 → 2", port + `hostIP: "127.0.0.1" → (none)`, port + "hostPort: 2321 → (none)"},
-		"staging":    {port + `hostIP: "127.0.0.1" → (none)`, port + "hostPort: 2321 → (none)"},
+		"production": {"Deployment.apps health/health spec.replicas: 1 → 2", strategy, port + `hostIP: "127.0.0.1" → (none)`, port + "hostPort: 2321 → (none)"},
+		"staging":    {strategy, port + `hostIP: "127.0.0.1" → (none)`, port + "hostPort: 2321 → (none)"},
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("deviations:\n%v\nwant:\n%v", got, want)
 	}
-	if devs[0].Count != 11 || devs[1].Count != 10 {
+	if devs[0].Count != 12 || devs[1].Count != 11 {
 		t.Errorf("counts %d %d", devs[0].Count, devs[1].Count)
 	}
 }
