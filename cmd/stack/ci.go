@@ -185,7 +185,7 @@ same pipeline and ref still waiting in the queue is superseded.`,
 			if format.Data() {
 				return ui.Write(stdout(cmd), format, j)
 			}
-			_, err = fmt.Fprintf(stdout(cmd), "queued %s: %s of %s at %s %s\n", j.ID, j.Pipeline, j.Repo, shortRef(j.Ref), short(j.Commit))
+			_, err = fmt.Fprintf(stdout(cmd), "queued %s: %s of %s at %s %s\n", j.ID, j.Pipeline, j.Repo, ci.ShortRef(j.Ref), short(j.Commit))
 			return err
 		},
 	}
@@ -213,15 +213,6 @@ func pickRepo(dataDir, name string) (ci.Repo, error) {
 		names[i] = r.Name
 	}
 	return ci.Repo{}, fmt.Errorf("%d repositories are served: give --repo-name (one of %s)", len(repos), strings.Join(names, ", "))
-}
-
-func shortRef(ref string) string {
-	for _, p := range []string{"refs/heads/", "refs/tags/"} {
-		if s, ok := strings.CutPrefix(ref, p); ok {
-			return s
-		}
-	}
-	return ref
 }
 
 func short(commit string) string {

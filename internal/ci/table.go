@@ -22,11 +22,18 @@ func WriteTable(w io.Writer, jobs []*Job, now time.Time) error {
 		if len(commit) > 12 {
 			commit = commit[:12]
 		}
-		ref := j.Ref
-		for _, p := range []string{"refs/heads/", "refs/tags/"} {
-			ref = strings.TrimPrefix(ref, p)
-		}
-		rows = append(rows, []string{j.ID, j.Pipeline, j.Repo, ref, commit, string(j.State), started, took})
+		rows = append(rows, []string{j.ID, j.Pipeline, j.Repo, ShortRef(j.Ref), commit, string(j.State), started, took})
 	}
 	return ui.Table(w, []string{"ID", "PIPELINE", "REPO", "REF", "COMMIT", "STATE", "STARTED", "DURATION"}, rows)
+}
+
+// ShortRef is a ref as people write it: a branch or tag without its
+// refs/heads/ or refs/tags/ prefix, any other ref whole.
+func ShortRef(ref string) string {
+	for _, p := range []string{"refs/heads/", "refs/tags/"} {
+		if s, ok := strings.CutPrefix(ref, p); ok {
+			return s
+		}
+	}
+	return ref
 }

@@ -45,7 +45,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
-	"ref": func(r string) string { return strings.TrimPrefix(strings.TrimPrefix(r, "refs/heads/"), "refs/tags/") },
+	"ref": ci.ShortRef,
 }).ParseFS(webFiles, "web/*.html"))
 
 // web serves the page.
