@@ -13,11 +13,19 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/hashbang/stack/internal/gitserve"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCmd().ExecuteContext(ctx)
+	root := newRootCmd()
+	// git runs a served repository's hooks as links to stack named for
+	// the hook: hooks/pre-receive is `stack hook pre-receive`.
+	if name, ok := gitserve.HookArgs(os.Args); ok && len(os.Args) == 1 {
+		root.SetArgs([]string{"hook", name})
+	}
+	err := root.ExecuteContext(ctx)
 	stop()
 	os.Exit(exit(os.Stderr, err))
 }

@@ -38,7 +38,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		drift      []string
 		accessFrom string
 	)
-	var jobMemory string
+	var jobMemory, operatorKey string
 	var jobPids int
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -78,6 +78,11 @@ It prints where each part listens and the SSH host key's fingerprint.`,
 				return fmt.Errorf("--job-pids %d: the number of processes a job may have must be from %d to %d", n, minJobPids, maxJobPids)
 			}
 			cfg.CI.MemoryLimit, cfg.CI.PidsLimit = mem, jobPids
+			if operatorKey != "" {
+				if cfg.OperatorKey, err = gitserve.ReadPublicKey(operatorKey); err != nil {
+					return fmt.Errorf("--operator-key: %w", err)
+				}
+			}
 			if serve.NeedInit() {
 				code, err := serve.Init()
 				return exitCode(code, err)
@@ -128,13 +133,17 @@ It prints where each part listens and the SSH host key's fingerprint.`,
 	}
 	cmd.Flags().StringVar(&cfg.RegistryAddr, "registry-addr", registry.DefaultAddr, "address the registry listens on")
 	cmd.Flags().StringVar(&cfg.Htpasswd, "htpasswd", "", "bcrypt htpasswd file: the registry asks for credentials (required off loopback)")
+	cmd.Flags().StringVar(&cfg.PushPasswordFile, "push-password-file", "", "file holding the password of the registry's one user, "+registry.User+" (instead of --htpasswd)")
 	cmd.Flags().StringVar(&cfg.SSHAddr, "ssh-addr", gitserve.DefaultAddr, "address the SSH git server listens on")
+	cmd.Flags().StringVar(&cfg.HostKeyFile, "host-key", "", "the SSH host key (OpenSSH private key file), instead of the one kept in --data")
+	cmd.Flags().StringVar(&operatorKey, "operator-key", "", "a public key (authorized_keys line) that logs in as an admin besides config/admins' keys: SSH access only, signatures are still judged by config/admins")
 	cmd.Flags().StringVar(&accessFrom, "access-from", "stack:refs/heads/production", "read admins, developers and git.yaml from config/ at this ref of a served repository once it exists (only signed pushes move it), not from --repo's work tree; off: always the work tree")
 	cmd.Flags().StringSliceVar(&drift, "drift", nil, "environments whose drift the daemon records in their state repos, every --drift-every")
 	cmd.Flags().DurationVar(&cfg.DriftEvery, "drift-every", 15*time.Minute, "how often to record drift (--drift)")
 	cmd.Flags().StringVar(&cfg.WebAddr, "web-addr", serve.DefaultWebAddr, `address of the read-only web page (environments, CI jobs, push verdicts), or "off"`)
 	cmd.Flags().IntVar(&cfg.CI.Concurrency, "jobs", 1, fmt.Sprintf("CI jobs run at once (1 to %d)", maxJobs))
 	cmd.Flags().StringVar(&jobMemory, "job-memory", "2GiB", "memory each CI job may use (KiB, MiB, GiB); enforced when serve runs as root")
+	cmd.Flags().BoolVar(&cfg.CI.RequireSandbox, "require-sandbox", false, "fail every CI job, saying why, where the kernel refuses the jobs' sandbox, rather than run it unsandboxed")
 	cmd.Flags().IntVar(&jobPids, "job-pids", ci.DefaultPidsLimit, fmt.Sprintf("processes and threads each CI job may have at once (%d to %d); enforced when serve runs as root", minJobPids, maxJobPids))
 	return cmd
 }

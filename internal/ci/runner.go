@@ -68,6 +68,11 @@ type Runner struct {
 	// say, not a pipeline's.
 	MemoryLimit int64
 	PidsLimit   int
+	// RequireSandbox refuses to run jobs at all where the kernel refuses
+	// the sandbox (a server in a container whose seccomp profile forbids
+	// namespaces): each job fails, saying why, instead of running with the
+	// server's power.
+	RequireSandbox bool
 
 	sb *sandbox
 }
@@ -399,6 +404,11 @@ func (r *Runner) runJob(ctx context.Context, s *store, j *Job, lf *cappedLog) ou
 		return outcome{state: Failed, why: fmt.Sprintf("%s is not an executable file: git update-index --chmod=+x %s, commit and push", j.Run, j.Run)}
 	}
 
+	if r.sb.kind == noSandbox && r.RequireSandbox {
+		why := "not run: the sandbox is required (--require-sandbox) and unavailable: " + r.sb.why
+		fmt.Fprintf(lf, "==> %s\n", why)
+		return outcome{state: Failed, why: why}
+	}
 	if r.sb.kind != noSandbox {
 		fmt.Fprintf(lf, "==> %s\n", r.sb.describe(j))
 	}

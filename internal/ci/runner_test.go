@@ -471,3 +471,37 @@ func TestRunnerWakesOnEnqueue(t *testing.T) {
 		t.Fatalf("job %s", j.State)
 	}
 }
+
+// TestRunnerRequireSandbox: where the sandbox is unavailable (a kernel
+// that refuses it, stood for by sandboxRefused), a runner that requires
+// it fails each job, saying why, and runs none of its script; one that
+// does not runs it unsandboxed and says so.
+func TestRunnerRequireSandbox(t *testing.T) {
+	sandboxRefused = "the kernel refused a user namespace (test)"
+	t.Cleanup(func() { sandboxRefused = "" })
+	for _, require := range []bool{true, false} {
+		g := newGitRepo(t)
+		data := t.TempDir()
+		marker := filepath.Join(t.TempDir(), "ran")
+		c := g.commit("main", map[string]string{
+			"ci/pipelines.yaml": pipelines("job"),
+			"ci/job":            "#!/bin/sh\ntouch " + marker + "\n",
+		})
+		jobs := g.push(data, "refs/heads/main", c)
+		startRunner(t, &Runner{DataDir: data, RequireSandbox: require})
+		j := waitJob(t, data, jobs[0].ID, 30*time.Second, final)
+		_, err := os.Stat(marker)
+		ran := err == nil
+		log := jobLog(t, data, j.ID)
+		if require {
+			if j.State != Failed || !strings.Contains(j.Error, "sandbox is required") || ran {
+				t.Errorf("required: %s %q, script ran: %v", j.State, j.Error, ran)
+			}
+			if !strings.Contains(log, "==> not run: the sandbox is required (--require-sandbox) and unavailable: the kernel refused") {
+				t.Errorf("required: the log does not say why:\n%s", log)
+			}
+		} else if j.State != Succeeded || !ran || !strings.Contains(log, "not sandboxed") {
+			t.Errorf("not required: %s %q, script ran: %v, log:\n%s", j.State, j.Error, ran, log)
+		}
+	}
+}

@@ -2,7 +2,7 @@
 // a record of what is there.
 //
 //   - Render: kustomize (as a library) builds infra/ENV/, an overlay over
-//     pods/, on an in-memory copy of pods/ and infra/ (nothing else of the
+//     pods/, on an in-memory copy of pods/, infra/ and config/ (nothing else of the
 //     machine is readable), and every container image that names an image
 //     of images/images.lock is pinned to REGISTRY/NAME@DIGEST. A render
 //     cannot reach the network: every path of every kustomization must be

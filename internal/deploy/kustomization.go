@@ -100,7 +100,7 @@ func kustomizationRefs(k *types.Kustomization) []pathRef {
 
 // checkKustomizations refuses a tree that would have kustomize read
 // anything but its own files: every kustomization (kustomization.yaml,
-// kustomization.yml, Kustomization) anywhere in pods/ and infra/ must name,
+// kustomization.yml, Kustomization) anywhere in pods/, infra/ and config/ must name,
 // in every field that names a path, a file or directory of the tree, never
 // a URL or a git repository; helm is refused; and a builtin plugin's
 // configuration, in any file or inline, must not name a URL. The error is

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -41,7 +42,7 @@ func writeTree(t testing.TB, files map[string]string) string {
 // images lock.
 func repoFiles(t testing.TB) map[string]string {
 	t.Helper()
-	files := map[string]string{"images/images.lock": "gitea " + testDigest + "\nhealth " + testDigest + "\n"}
+	files := map[string]string{"images/images.lock": "gitea " + testDigest + "\nhealth " + testDigest + "\nstack " + testDigest + "\n"}
 	for _, dir := range TreeDirs {
 		err := filepath.WalkDir(filepath.Join("..", "..", dir), func(p string, d os.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
@@ -58,6 +59,9 @@ func repoFiles(t testing.TB) map[string]string {
 	}
 	return files
 }
+
+// configHash is the suffix kustomize gives the ConfigMap of config/.
+var configHash = regexp.MustCompile(`stack-config-[a-z0-9]{10}`)
 
 func testEnv(name string) *cluster.Environment {
 	return &cluster.Environment{Name: name, Backend: cluster.Local, Cluster: name, Registry: "registry.localhost:5000", NodeDir: "/cache/node/" + name}
@@ -128,14 +132,16 @@ func TestRenderRepository(t *testing.T) {
 	for _, u := range r.Objects {
 		keys = append(keys, KeyOf(u).String())
 	}
-	want := "Namespace gitea, Namespace health, ConfigMap gitea/gitea-config, Secret gitea/gitea-admin, Secret gitea/gitea-secrets, Service gitea/gitea, Service health/health, " +
-		"Deployment.apps gitea/gitea, Deployment.apps health/health, PersistentVolume gitea-data, PersistentVolumeClaim gitea/gitea-data"
-	if got := strings.Join(keys, ", "); got != want {
+	want := "Namespace gitea, Namespace health, Namespace stack, ConfigMap gitea/gitea-config, ConfigMap stack/stack-config-HASH, Secret gitea/gitea-admin, Secret gitea/gitea-secrets, Secret stack/stack-keys, " +
+		"Service gitea/gitea, Service health/health, Service stack/stack, Deployment.apps gitea/gitea, Deployment.apps health/health, Deployment.apps stack/stack, " +
+		"PersistentVolume gitea-data, PersistentVolume stack-data, PersistentVolumeClaim gitea/gitea-data, PersistentVolumeClaim stack/stack-data, DaemonSet.apps stack/registry-proxy"
+	// The ConfigMap of config/ is named by its contents' hash.
+	if got := configHash.ReplaceAllString(strings.Join(keys, ", "), "stack-config-HASH"); got != want {
 		t.Errorf("objects %s, want %s", got, want)
 	}
 	// The Secrets declare their values (generate.go), and no value.
 	decls, err := Declarations(r)
-	if err != nil || len(decls) != 2 {
+	if err != nil || len(decls) != 3 {
 		t.Fatalf("declarations %v %v", decls, err)
 	}
 	if c, g := decls[0].Capture, decls[1].Generate; c == nil || c.Key != "password" || c.WorkloadKind != "Deployment" || decls[0].ShowOnce == nil ||
@@ -217,7 +223,7 @@ spec:
 		{"bad reference", pod("UPPER CASE"), "is not an image reference"},
 		{"remote base", map[string]string{"infra/dev/kustomization.yaml": "resources: [../../pods/app, \"https://example.org/repo//base?ref=v1\"]\n"}, `infra/dev/kustomization.yaml: resources[1]: "https://example.org/repo//base?ref=v1" is a remote URL: vendor the file into the repository and name its path`},
 		{"missing resource", map[string]string{"infra/dev/kustomization.yaml": "resources: [../../pods/nothing]\n"}, `infra/dev/kustomization.yaml: resources[0]: "../../pods/nothing" is not a file or directory of pods/ or infra/`},
-		{"outside the tree", map[string]string{"infra/dev/kustomization.yaml": "resources: [../../config]\n", "config/x.yaml": "a: b\n"}, `resources[0]: "../../config" is not a file or directory of pods/ or infra/`},
+		{"outside the tree", map[string]string{"infra/dev/kustomization.yaml": "resources: [../../images]\n", "images/x.yaml": "a: b\n"}, `resources[0]: "../../images" is not a file or directory of pods/ or infra/ or config/`},
 		{"broken overlay", map[string]string{"infra/dev/kustomization.yaml": "resources: [../../pods/app]\npatches: [{path: p.yaml}]\n", "infra/dev/p.yaml": "kind: [\n"}, "render infra/dev:"},
 		{"missing patch", map[string]string{"infra/dev/kustomization.yaml": "resources: [../../pods/app]\npatches: [{path: nope.yaml}]\n"}, `infra/dev/kustomization.yaml: patches[0].path: "nope.yaml" is not a file or directory`},
 		{"no overlay", map[string]string{"infra/dev/kustomization.yaml": ""}, ""},
@@ -410,8 +416,10 @@ func FuzzRender(f *testing.F) {
 
 // TestCompare shows how far this repository's environments are from
 // development: production by the hostPort, its no-surge rollout and its
-// replicas, the others by the hostPort and the rollout only; gitea runs in development alone (the seed's services
-// table lists it N/A elsewhere).
+// replicas, the others by the hostPort and the rollout only; gitea runs in
+// development alone (the seed's services table lists it N/A elsewhere), and
+// so does the cluster's own stack serve until remote clusters can bootstrap
+// it.
 func TestCompare(t *testing.T) {
 	tr := mustTree(t, writeTree(t, repoFiles(t)))
 	devs, err := Compare(tr, testEnv("development"), []*cluster.Environment{testEnv("production"), testEnv("staging")})
@@ -425,7 +433,7 @@ func TestCompare(t *testing.T) {
 				got[d.Env] = append(got[d.Env], c.Object+" "+ch.String())
 			}
 		}
-		if len(d.Added) != 0 || fmt.Sprint(d.Removed) != "[ConfigMap gitea/gitea-config Deployment.apps gitea/gitea Namespace gitea PersistentVolume gitea-data PersistentVolumeClaim gitea/gitea-data Secret gitea/gitea-admin Secret gitea/gitea-secrets Service gitea/gitea]" {
+		if len(d.Added) != 0 || configHash.ReplaceAllString(fmt.Sprint(d.Removed), "stack-config-HASH") != "[ConfigMap gitea/gitea-config ConfigMap stack/stack-config-HASH DaemonSet.apps stack/registry-proxy Deployment.apps gitea/gitea Deployment.apps stack/stack Namespace gitea Namespace stack PersistentVolume gitea-data PersistentVolume stack-data PersistentVolumeClaim gitea/gitea-data PersistentVolumeClaim stack/stack-data Secret gitea/gitea-admin Secret gitea/gitea-secrets Secret stack/stack-keys Service gitea/gitea Service stack/stack]" {
 			t.Errorf("%s: added %v removed %v", d.Env, d.Added, d.Removed)
 		}
 	}
@@ -438,7 +446,7 @@ func TestCompare(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("deviations:\n%v\nwant:\n%v", got, want)
 	}
-	if devs[0].Count != 12 || devs[1].Count != 11 {
+	if devs[0].Count != 20 || devs[1].Count != 19 {
 		t.Errorf("counts %d %d", devs[0].Count, devs[1].Count)
 	}
 }

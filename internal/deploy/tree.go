@@ -21,20 +21,21 @@ import (
 	"github.com/hashbang/stack/internal/image"
 )
 
-// TreeDirs are the directories of a stack repository that a render reads.
+// TreeDirs are the directories of a stack repository that a render reads
+// (config/ for the stack serve of a cluster, which is given its config).
 // Nothing outside them is visible to kustomize.
-var TreeDirs = []string{"pods", "infra"}
+var TreeDirs = []string{"pods", "infra", "config"}
 
 // lockPath is the images lock, relative to the repository root.
 var lockPath = path.Join("images", image.LockFile)
 
-// Tree is what a render reads: pods/, infra/ and the images lock, taken
+// Tree is what a render reads: pods/, infra/, config/ and the images lock, taken
 // from a work tree or from a commit, held in memory.
 type Tree struct {
 	// Commit is the commit the tree was read from; for a work tree, the
 	// commit checked out (empty outside git).
 	Commit string
-	// Dirty is true when the tree is a work tree whose pods/, infra/ or
+	// Dirty is true when the tree is a work tree whose pods/, infra/, config/ or
 	// images lock differ from Commit.
 	Dirty bool
 	// Lock is images/images.lock.
@@ -43,7 +44,7 @@ type Tree struct {
 	fs filesys.FileSystem
 }
 
-// TreeFromDir reads pods/, infra/ and images/images.lock of the work tree
+// TreeFromDir reads pods/, infra/, config/ and images/images.lock of the work tree
 // at root. Symbolic links are refused, so nothing outside those
 // directories can be reached through them.
 func TreeFromDir(ctx context.Context, root string) (*Tree, error) {
@@ -92,7 +93,7 @@ func TreeFromDir(ctx context.Context, root string) (*Tree, error) {
 	return t, nil
 }
 
-// TreeFromCommit reads pods/, infra/ and images/images.lock as they are in
+// TreeFromCommit reads pods/, infra/, config/ and images/images.lock as they are in
 // commit rev of the git repository at dir, whatever its work tree holds.
 func TreeFromCommit(ctx context.Context, dir, rev string) (*Tree, error) {
 	out, err := git(ctx, dir, nil, "rev-parse", "--verify", "-q", rev+"^{commit}")

@@ -14,12 +14,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -198,8 +201,8 @@ func (e *Env) Up(ctx context.Context) (_ *Result, err error) {
 	if res.Notes, err = e.showOnce(ctx, c, decls, before); err != nil {
 		return nil, err
 	}
-	for port, svc := range ports {
-		res.Services[svc] = fmt.Sprintf("http://localhost:%d", port)
+	for port, pub := range ports {
+		res.Services[pub.workload] = pub.url(port)
 	}
 	return res, nil
 }
@@ -251,24 +254,22 @@ func (e *Env) deploy(ctx context.Context, d *deploy.Deployer, r *deploy.Rendered
 	return step.Done(err)
 }
 
-// waitPorts waits until every published host port answers HTTP: after a
-// restart a Deployment's status can say ready before its new pod serves.
-func (e *Env) waitPorts(ctx context.Context, ports map[int]string) error {
-	for port, svc := range ports {
-		step := e.Progress.Start("wait for %s on http://localhost:%d", svc, port)
+// waitPorts waits until every published host port answers (HTTP, or an
+// SSH server's banner): after a restart a Deployment's status can say
+// ready before its new pod serves.
+func (e *Env) waitPorts(ctx context.Context, ports map[int]published) error {
+	for _, port := range slices.Sorted(maps.Keys(ports)) {
+		pub := ports[port]
+		step := e.Progress.Start("wait for %s on %s", pub.workload, pub.url(port))
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
-			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			req, _ := http.NewRequestWithContext(rctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/", port), nil)
-			resp, err := http.DefaultClient.Do(req)
-			cancel()
+			err := pub.answers(ctx, port)
 			if err == nil {
-				resp.Body.Close()
 				step.Done(nil)
 				break
 			}
 			if time.Now().After(deadline) {
-				return step.Done(fmt.Errorf("%s does not answer on http://localhost:%d: %v (kubectl --kubeconfig %s describe pods -A; kubelet log: %s)", svc, port, err, e.Node.Kubeconfig(), e.Node.LogPath("kubelet")))
+				return step.Done(fmt.Errorf("%s does not answer on %s: %v (kubectl --kubeconfig %s describe pods -A; kubelet log: %s)", pub.workload, pub.url(port), err, e.Node.Kubeconfig(), e.Node.LogPath("kubelet")))
 			}
 			select {
 			case <-ctx.Done():
@@ -299,10 +300,10 @@ func (e *Env) NeededPorts(ctx context.Context) (map[int]string, error) {
 	return e.neededPorts(ctx, hostPorts(rendered)), nil
 }
 
-func (e *Env) neededPorts(ctx context.Context, published map[int]string) map[int]string {
+func (e *Env) neededPorts(ctx context.Context, ports map[int]published) map[int]string {
 	extra := map[int]string{}
-	for port, svc := range published {
-		extra[port] = svc
+	for port, pub := range ports {
+		extra[port] = pub.workload
 	}
 	if !registryUp(ctx, e.RegistryAddr) { // Up starts stack serve, which listens on all three
 		extra[portOf(e.RegistryAddr)] = "the registry (stack serve)"
@@ -333,20 +334,72 @@ func portOf(addr string) int {
 
 // hostPorts are the ports the rendered workloads publish on the host
 // (containers' hostPort), by port, with the name of their workload.
-func hostPorts(r *deploy.Rendered) map[int]string {
-	out := map[int]string{}
+func hostPorts(r *deploy.Rendered) map[int]published {
+	out := map[int]published{}
 	for _, o := range r.Objects {
 		containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
 		for _, c := range containers {
 			ports, _, _ := unstructured.NestedSlice(c.(map[string]any), "ports")
 			for _, p := range ports {
-				if hp, ok, _ := unstructured.NestedInt64(p.(map[string]any), "hostPort"); ok && hp > 0 {
-					out[int(hp)] = o.GetName()
+				port := p.(map[string]any)
+				if hp, ok, _ := unstructured.NestedInt64(port, "hostPort"); ok && hp > 0 {
+					pub := published{workload: o.GetName(), scheme: "http"}
+					if name, _, _ := unstructured.NestedString(port, "name"); strings.HasPrefix(name, "ssh") {
+						pub.scheme = "ssh"
+					}
+					out[int(hp)] = pub
 				}
 			}
 		}
 	}
 	return out
+}
+
+// published is a workload's container port bound on the host.
+type published struct {
+	workload string // the name of the object whose pods publish it
+	scheme   string // "ssh" for a port whose name starts with ssh, else "http"
+}
+
+// url is how the port is reached: http://localhost:PORT, or
+// ssh://git@localhost:PORT for a git server.
+func (p published) url(port int) string {
+	if p.scheme == "ssh" {
+		return fmt.Sprintf("ssh://git@localhost:%d", port)
+	}
+	return fmt.Sprintf("http://localhost:%d", port)
+}
+
+// answers checks that port on loopback answers as its scheme does: any
+// HTTP response, or an SSH server's banner.
+func (p published) answers(ctx context.Context, port int) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if p.scheme == "ssh" {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		deadline, _ := ctx.Deadline()
+		c.SetReadDeadline(deadline)
+		banner := make([]byte, 4)
+		if _, err := io.ReadFull(c, banner); err != nil {
+			return fmt.Errorf("no SSH banner: %w", err)
+		}
+		if string(banner) != "SSH-" {
+			return fmt.Errorf("not an SSH server: it said %q", banner)
+		}
+		return nil
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
 }
 
 // Supervise runs the supervisor of the local node whose data directory is

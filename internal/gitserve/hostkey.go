@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/crypto/ssh"
 
@@ -45,6 +46,27 @@ func LoadHostKey(path string) (ssh.Signer, error) {
 	return signer, nil
 }
 
+// ReadHostKey reads a given host key: it must exist, and others (not its
+// owner or group) must not be able to read it.
+func ReadHostKey(path string) (ssh.Signer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read host key: %w", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("read host key: %w", err)
+	}
+	if fi.Mode().Perm()&0o007 != 0 {
+		return nil, fmt.Errorf("host key %s is readable by everyone (mode %04o): chmod o-rwx it (a Secret volume: defaultMode 0440)", path, fi.Mode().Perm())
+	}
+	signer, err := ssh.ParsePrivateKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("host key %s: %v: give an OpenSSH private key", path, err)
+	}
+	return signer, nil
+}
+
 func generateHostKey(path string) (ssh.Signer, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -69,4 +91,20 @@ func generateHostKey(path string) (ssh.Signer, error) {
 		return nil, fmt.Errorf("generate host key: %w", err)
 	}
 	return signer, nil
+}
+
+// ReadPublicKey reads an SSH public key file: one authorized_keys line.
+func ReadPublicKey(path string) (ssh.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	key, _, _, rest, err := ssh.ParseAuthorizedKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v: give one public key line (ssh-ed25519 AAAA...)", path, err)
+	}
+	if len(strings.TrimSpace(string(rest))) > 0 {
+		return nil, fmt.Errorf("%s holds more than one key: give one", path)
+	}
+	return key, nil
 }

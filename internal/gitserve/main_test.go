@@ -21,10 +21,10 @@ import (
 )
 
 // TestMain doubles as the stack executable of the hooks: repositories made
-// by the tests run `<test binary> hook NAME`, which lands here.
+// by the tests run it as hooks/NAME (a link to it), which lands here.
 func TestMain(m *testing.M) {
-	if len(os.Args) == 3 && os.Args[1] == "hook" {
-		err := RunHook(context.Background(), os.Args[2], os.Stdin, os.Stderr, testHooks)
+	if name, ok := HookArgs(os.Args); ok {
+		err := RunHook(context.Background(), name, os.Stdin, os.Stderr, testHooks)
 		if err != nil {
 			if !errors.Is(err, ErrRejected) {
 				fmt.Fprintln(os.Stderr, err)

@@ -429,8 +429,8 @@ func TestCreateAndList(t *testing.T) {
 		t.Errorf("List = %v, want %v", names, want)
 	}
 	exe, _ := os.Executable()
-	hook, err := os.ReadFile(filepath.Join(RepoRoot(data), "infra", "dns.git", "hooks", "pre-receive"))
-	if err != nil || !strings.Contains(string(hook), "exec '"+exe+"' hook pre-receive\n") {
+	hook, err := os.Readlink(filepath.Join(RepoRoot(data), "infra", "dns.git", "hooks", "pre-receive"))
+	if err != nil || hook != exe {
 		t.Errorf("pre-receive hook = %q, %v", hook, err)
 	}
 	if p, err := Resolve(data, "infra/dns"); err != nil || p != filepath.Join(RepoRoot(data), "infra", "dns.git") {
@@ -448,23 +448,36 @@ func TestCreateAndList(t *testing.T) {
 
 func TestInstallHooks(t *testing.T) {
 	dir := t.TempDir()
+	hook := filepath.Join(dir, "hooks", "post-receive")
+	// An older stack's script is replaced.
+	os.MkdirAll(filepath.Dir(hook), 0o755)
+	os.WriteFile(hook, []byte("#!/bin/sh\nexec /old/stack hook post-receive\n"), 0o755)
 	if err := InstallHooks(dir, "/opt/it's/stack"); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := os.ReadFile(filepath.Join(dir, "hooks", "post-receive"))
-	if !strings.HasSuffix(string(got), "\nexec '/opt/it'\\''s/stack' hook post-receive\n") {
-		t.Errorf("hook = %q", got)
-	}
-	fi, _ := os.Stat(filepath.Join(dir, "hooks", "post-receive"))
-	if fi.Mode().Perm() != 0o755 {
-		t.Errorf("hook mode %v", fi.Mode())
+	if got, err := os.Readlink(hook); err != nil || got != "/opt/it's/stack" {
+		t.Errorf("hook = %q, %v", got, err)
 	}
 	if err := InstallHooks(dir, "/usr/bin/stack"); err != nil {
 		t.Fatal(err)
 	}
-	got, _ = os.ReadFile(filepath.Join(dir, "hooks", "post-receive"))
-	if !strings.Contains(string(got), "exec '/usr/bin/stack' hook post-receive") {
-		t.Errorf("hook not rewritten: %q", got)
+	if got, err := os.Readlink(hook); err != nil || got != "/usr/bin/stack" {
+		t.Errorf("hook not rewritten: %q, %v", got, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		name string
+	}{
+		{[]string{"/data/git/x.git/hooks/pre-receive"}, "pre-receive"},
+		{[]string{"hooks/post-receive"}, "post-receive"},
+		{[]string{"/bin/stack", "hook", "pre-receive"}, "pre-receive"},
+		{[]string{"/bin/stack", "serve"}, ""},
+		{[]string{"/bin/stack"}, ""},
+		{nil, ""},
+	} {
+		if name, ok := HookArgs(tc.args); name != tc.name || ok != (tc.name != "") {
+			t.Errorf("HookArgs(%q) = %q %v, want %q", tc.args, name, ok, tc.name)
+		}
 	}
 	if err := InstallHooks(dir, "stack"); err == nil {
 		t.Error("relative executable accepted")

@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -303,9 +305,11 @@ func insideRoot(root, path string) error {
 // HookNames are the git hooks stack installs in every repository.
 var HookNames = []string{"pre-receive", "post-receive"}
 
-// InstallHooks writes the hooks of the bare repository at path: scripts that
-// run `EXE hook NAME`. Unchanged hooks are left alone; changed ones are
-// replaced atomically.
+// InstallHooks writes the hooks of the bare repository at path: symbolic
+// links named for each hook to EXE, the stack executable, which runs the
+// hook its name says (HookArgs). Unchanged hooks are left alone; changed
+// ones (an older stack's shell scripts among them) are replaced
+// atomically.
 func InstallHooks(path, exe string) error {
 	if !filepath.IsAbs(exe) {
 		return fmt.Errorf("hook executable %q is not an absolute path", exe)
@@ -315,34 +319,36 @@ func InstallHooks(path, exe string) error {
 		return fmt.Errorf("install hooks: %w", err)
 	}
 	for _, name := range HookNames {
-		script := hookScript(exe, name)
 		file := filepath.Join(dir, name)
-		if old, err := os.ReadFile(file); err == nil && bytes.Equal(old, script) {
+		if old, err := os.Readlink(file); err == nil && old == exe {
 			continue
 		}
-		tmp, err := os.CreateTemp(dir, "."+name+"-")
-		if err != nil {
+		tmp := filepath.Join(dir, "."+name+"-"+strconv.Itoa(os.Getpid()))
+		os.Remove(tmp)
+		if err := os.Symlink(exe, tmp); err != nil {
 			return fmt.Errorf("install hook %s: %w", name, err)
 		}
-		_, werr := tmp.Write(script)
-		cerr := tmp.Close()
-		if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), 0o755)); err != nil {
-			os.Remove(tmp.Name())
-			return fmt.Errorf("install hook %s: %w", name, err)
-		}
-		if err := os.Rename(tmp.Name(), file); err != nil {
-			os.Remove(tmp.Name())
+		if err := os.Rename(tmp, file); err != nil {
+			os.Remove(tmp)
 			return fmt.Errorf("install hook %s: %w", name, err)
 		}
 	}
 	return nil
 }
 
-func hookScript(exe, name string) []byte {
-	return fmt.Appendf(nil, "#!/bin/sh\n# Installed by stack; rewritten each time `stack serve` starts.\nexec %s hook %s\n", shellQuote(exe), name)
-}
-
-// shellQuote quotes s for sh: 'it'\”s'.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+// HookArgs reports which hook a stack process runs as, from its
+// arguments: a hook is a symbolic link to the stack executable named for
+// the hook (git runs it as hooks/NAME, with no shell: the stack image has
+// none), or, by hand, `stack hook NAME`.
+func HookArgs(args []string) (name string, ok bool) {
+	if len(args) == 0 {
+		return "", false
+	}
+	if base := filepath.Base(args[0]); slices.Contains(HookNames, base) {
+		return base, true
+	}
+	if len(args) == 3 && args[1] == "hook" {
+		return args[2], true
+	}
+	return "", false
 }

@@ -1,6 +1,7 @@
 package gitserve
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,9 @@ import (
 
 	"golang.org/x/crypto/ssh"
 )
+
+// OperatorPrincipal is who Config.OperatorKey logs in as.
+const OperatorPrincipal = "operator"
 
 // DefaultAddr is where the git server listens unless told otherwise.
 const DefaultAddr = "127.0.0.1:2222"
@@ -43,6 +47,17 @@ type Config struct {
 	// ("stack", "refs/heads/production"), which only pushes that passed the
 	// signature policy move. ConfigDir serves until then.
 	ConfigFrom *ConfigRef
+	// HostKeyFile, when set, is the host key (an OpenSSH private key, not
+	// readable by others: a Secret mounted for the server's group may be
+	// group-readable), used instead of the one kept in DataDir. It must
+	// exist: a given key is never generated.
+	HostKeyFile string
+	// OperatorKey, when set, logs in as principal "operator" in the admins
+	// group, whatever the config directory lists: the key of whoever runs
+	// this server, for a cluster's own server (development's, whose key
+	// lives in a Secret of that cluster). It grants SSH access only:
+	// signatures are judged by the commits' own config/admins.
+	OperatorKey ssh.PublicKey
 	// Commands are read-only commands offered beside git's, by their first
 	// word (`ssh git@HOST ci list`): what the daemon composing this server
 	// shows of itself. Each decides what the caller may see with
@@ -139,7 +154,12 @@ func New(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(RepoRoot(cfg.DataDir), 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	if s.hostKey, err = LoadHostKey(HostKeyPath(cfg.DataDir)); err != nil {
+	if cfg.HostKeyFile != "" {
+		s.hostKey, err = ReadHostKey(cfg.HostKeyFile)
+	} else {
+		s.hostKey, err = LoadHostKey(HostKeyPath(cfg.DataDir))
+	}
+	if err != nil {
 		return nil, err
 	}
 	if cfg.ConfigFrom != nil {
@@ -150,7 +170,7 @@ func New(cfg Config) (*Server, error) {
 	if s.policy, err = newPolicySource(cfg.ConfigDir, cfg.ConfigFrom, s.log); err != nil {
 		return nil, err
 	}
-	if n := s.policy.current().Keys(); n == 0 {
+	if n := s.policy.current().Keys(); n == 0 && cfg.OperatorKey == nil {
 		s.log.Warn("no keys in the config directory's admins or developers files: nobody can log in", "dir", cfg.ConfigDir)
 	}
 	repos, err := repoPaths(cfg.DataDir)
@@ -327,6 +347,10 @@ func (s *Server) serveConn(conn net.Conn) {
 // why a listed key was refused (expired, not yet valid, limited to other
 // namespaces) is logged here only.
 func (s *Server) authenticate(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+	if op := s.cfg.OperatorKey; op != nil && bytes.Equal(op.Marshal(), key.Marshal()) {
+		id := Identity{Principal: OperatorPrincipal, Principals: []string{OperatorPrincipal}, Groups: []string{"admins"}, Fingerprint: ssh.FingerprintSHA256(key)}
+		return &ssh.Permissions{ExtraData: map[any]any{identityKey{}: id}}, nil
+	}
 	id, err := s.policy.current().Identify(key, time.Now())
 	if errors.Is(err, errUnknownKey) {
 		s.log.Debug("unknown key", "remote", meta.RemoteAddr().String(), "key", ssh.FingerprintSHA256(key))

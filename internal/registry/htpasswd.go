@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/hashbang/stack/internal/atomicfile"
 )
 
 // maxHtpasswd bounds the size of an htpasswd file.
@@ -104,4 +107,70 @@ func HtpasswdLine(user, password string) (string, error) {
 		return "", fmt.Errorf("hash password for %s: %w", user, err)
 	}
 	return user + ":" + string(h), nil
+}
+
+// User is the one user of a registry whose credentials are a password
+// file (stack serve --push-password-file, stack registry-proxy
+// --password-file): the cluster's own registry, whose password is a
+// Secret generated at the first deploy.
+const User = "stack"
+
+// Bounds of a password file's password.
+const (
+	minPassword = 16
+	maxPassword = 1024
+)
+
+// ReadPassword reads a password file: the password, alone (a trailing
+// newline is dropped), at least 16 characters, no white space or control
+// characters.
+func ReadPassword(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("password file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxPassword+2))
+	if err != nil {
+		return "", fmt.Errorf("password file %s: %w", path, err)
+	}
+	pw, err := ParsePassword(data)
+	if err != nil {
+		return "", fmt.Errorf("password file %s: %w", path, err)
+	}
+	return pw, nil
+}
+
+// ParsePassword checks the contents of a password file (see ReadPassword).
+func ParsePassword(data []byte) (string, error) {
+	pw := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
+	switch {
+	case len(pw) < minPassword:
+		return "", fmt.Errorf("the password has %d characters: give at least %d (a generated Secret: alnum:32)", len(pw), minPassword)
+	case len(pw) > maxPassword:
+		return "", fmt.Errorf("the password is longer than %d bytes: give one line", maxPassword)
+	}
+	for _, r := range pw {
+		if r <= ' ' || r == 0x7f {
+			return "", errors.New("the password holds white space or a control character: give it alone on one line")
+		}
+	}
+	return pw, nil
+}
+
+// WriteHtpasswd writes an htpasswd file (0600) at path whose one entry is
+// User with the password of passwordFile, for Config.HtpasswdFile.
+func WriteHtpasswd(path, passwordFile string) error {
+	pw, err := ReadPassword(passwordFile)
+	if err != nil {
+		return err
+	}
+	line, err := HtpasswdLine(User, pw)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, []byte(line+"\n"), 0o600)
 }

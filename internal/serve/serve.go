@@ -38,8 +38,15 @@ type Config struct {
 	// Htpasswd is a bcrypt htpasswd file; with it the registry asks for
 	// credentials. Required for a registry address that is not loopback.
 	Htpasswd string
+	// PushPasswordFile, instead of Htpasswd, holds the password of
+	// registry.User (a Secret mounted into the cluster's own serve): New
+	// writes DATA/registry.htpasswd from it.
+	PushPasswordFile string
 	// SSHAddr is where the git server listens; gitserve.DefaultAddr if empty.
 	SSHAddr string
+	// HostKeyFile and OperatorKey: see gitserve.Config.
+	HostKeyFile string
+	OperatorKey ssh.PublicKey
 	// Executable is the stack executable the repositories' hooks run;
 	// os.Executable() if empty.
 	Executable string
@@ -93,6 +100,10 @@ type Server struct {
 	closeOnce sync.Once
 }
 
+// HtpasswdFile is the registry's htpasswd in the data directory, written
+// from Config.PushPasswordFile.
+const HtpasswdFile = "registry.htpasswd"
+
 // LockFile is the file in the data directory that the running daemon holds
 // a lock on.
 const LockFile = "serve.lock"
@@ -117,6 +128,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RegistryAddr == "" {
 		cfg.RegistryAddr = registry.DefaultAddr
 	}
+	if cfg.PushPasswordFile != "" && cfg.Htpasswd != "" {
+		return nil, errors.New("--htpasswd and --push-password-file both give the registry's credentials: give one")
+	}
 	if cfg.SSHAddr == "" {
 		cfg.SSHAddr = gitserve.DefaultAddr
 	}
@@ -138,6 +152,13 @@ func New(cfg Config) (*Server, error) {
 	}()
 	if s.lock, err = lockData(cfg.DataDir); err != nil {
 		return nil, err
+	}
+	if cfg.PushPasswordFile != "" {
+		cfg.Htpasswd = filepath.Join(cfg.DataDir, HtpasswdFile)
+		s.cfg.Htpasswd = cfg.Htpasswd
+		if err := registry.WriteHtpasswd(cfg.Htpasswd, cfg.PushPasswordFile); err != nil {
+			return nil, err
+		}
 	}
 	if s.regL, err = listen("registry", cfg.RegistryAddr, "--registry-addr"); err != nil {
 		return nil, err
@@ -170,6 +191,8 @@ func New(cfg Config) (*Server, error) {
 		Logger:          cfg.Logger.With("part", "git"),
 		Executable:      cfg.Executable,
 		ShutdownTimeout: cfg.ShutdownTimeout,
+		HostKeyFile:     cfg.HostKeyFile,
+		OperatorKey:     cfg.OperatorKey,
 		Commands:        s.commands(cfg.Commands),
 		ConfigFrom:      cfg.AccessFrom,
 	})
