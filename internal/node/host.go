@@ -223,6 +223,16 @@ func (n *Node) PortChecks(extra map[int]string) []PortCheck {
 				own[p.PID] = p.Component
 			}
 		}
+		// A pod on the host network (a node's registry proxy) holds its
+		// port itself. The kubelet's cgroups are the host's: count their
+		// processes as ours only while this node has a component alive.
+		if len(own) > 0 {
+			for _, pid := range cgroupPIDs() {
+				if _, ok := own[pid]; !ok {
+					own[pid] = "a pod of this node"
+				}
+			}
+		}
 	}
 	var out []PortCheck
 	for _, p := range nums {
