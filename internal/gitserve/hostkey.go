@@ -29,6 +29,14 @@ func LoadHostKey(path string) (ssh.Signer, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return generateHostKey(path)
 	}
+	return hostKey(path, data, err, 0o077, "is accessible by others (mode %04o): chmod 600 it", "remove it to have a new one generated")
+}
+
+// hostKey checks and parses the host key data read from path (err: the
+// read's error): no permission bit of forbidden may be set (modeFault says
+// so, given the mode), and parseFix is what to do with a key that does not
+// parse.
+func hostKey(path string, data []byte, err error, forbidden fs.FileMode, modeFault, parseFix string) (ssh.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read host key: %w", err)
 	}
@@ -36,12 +44,12 @@ func LoadHostKey(path string) (ssh.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read host key: %w", err)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("host key %s is accessible by others (mode %04o): chmod 600 it", path, fi.Mode().Perm())
+	if fi.Mode().Perm()&forbidden != 0 {
+		return nil, fmt.Errorf("host key %s "+modeFault, path, fi.Mode().Perm())
 	}
 	signer, err := ssh.ParsePrivateKey(data)
 	if err != nil {
-		return nil, fmt.Errorf("host key %s: %v: remove it to have a new one generated", path, err)
+		return nil, fmt.Errorf("host key %s: %v: %s", path, err, parseFix)
 	}
 	return signer, nil
 }
@@ -50,21 +58,7 @@ func LoadHostKey(path string) (ssh.Signer, error) {
 // owner or group) must not be able to read it.
 func ReadHostKey(path string) (ssh.Signer, error) {
 	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read host key: %w", err)
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("read host key: %w", err)
-	}
-	if fi.Mode().Perm()&0o007 != 0 {
-		return nil, fmt.Errorf("host key %s is readable by everyone (mode %04o): chmod o-rwx it (a Secret volume: defaultMode 0440)", path, fi.Mode().Perm())
-	}
-	signer, err := ssh.ParsePrivateKey(data)
-	if err != nil {
-		return nil, fmt.Errorf("host key %s: %v: give an OpenSSH private key", path, err)
-	}
-	return signer, nil
+	return hostKey(path, data, err, 0o007, "is readable by everyone (mode %04o): chmod o-rwx it (a Secret volume: defaultMode 0440)", "give an OpenSSH private key")
 }
 
 func generateHostKey(path string) (ssh.Signer, error) {
